@@ -1,0 +1,40 @@
+# Every target creates or reuses .venv, so a fresh clone needs nothing else.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: demo test lint bench check-infra chaos local-up clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/saga-outbox demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy outbox_relay workflows lambdas saga_local
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+check-infra: $(STAMP)
+	$(BIN)/python -m cdk.checks
+
+chaos: $(STAMP)
+	$(BIN)/saga-outbox chaos
+
+local-up: $(STAMP)
+	$(BIN)/saga-outbox local up
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

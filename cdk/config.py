@@ -1,0 +1,104 @@
+"""Deployment settings, read from CDK context (``-c key=value`` or ``cdk.json``) with defaults.
+
+Every key is optional, so ``cdk synth`` works offline with no arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["CONTEXT_DEFAULTS", "DeploymentConfig"]
+
+_STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentConfig:
+    """Validated deployment settings (one stack per stage)."""
+
+    stage: str = "dev"
+    region: str = "eu-west-1"
+    account: str | None = None
+    aurora_min_acu: float = 0.5
+    aurora_max_acu: float = 4.0
+    aurora_readers: int = 0
+    deletion_protection: bool = True
+    backup_retention_days: int = 7
+    nat_gateways: int = 0
+    relay_schedule_minutes: int = 1
+    relay_reserved_concurrency: int = 1
+    high_throughput_fifo: bool = False
+    max_receive_count: int = 5
+    oldest_pending_alarm_seconds: int = 240
+    log_retention_days: int = 30
+    powertools_layer_version: int = 27
+    dependencies_layer_arn: str | None = None
+    alarm_email: str | None = None
+    outbox_schema: str = "saga_outbox"
+    database_name: str = "saga"
+    service_name: str = "saga-outbox"
+    metrics_namespace: str = "SagaOutbox"
+
+    def __post_init__(self) -> None:
+        if not _STAGE.match(self.stage):
+            raise ValueError(f"stage must match {_STAGE.pattern}, got {self.stage!r}")
+        if not _REGION.match(self.region):
+            raise ValueError(f"region looks wrong: {self.region!r}")
+        if self.account is not None and not re.fullmatch(r"\d{12}", self.account):
+            raise ValueError(f"account must be 12 digits, got {self.account!r}")
+        if not (0.0 <= self.aurora_min_acu <= self.aurora_max_acu <= 256):
+            raise ValueError("need 0 <= aurora_min_acu <= aurora_max_acu <= 256")
+        if not (0 <= self.nat_gateways <= 3):
+            raise ValueError("nat_gateways must be 0..3")
+        if not (1 <= self.relay_schedule_minutes <= 60):
+            raise ValueError("relay_schedule_minutes must be 1..60")
+        if not (1 <= self.max_receive_count <= 1000):
+            raise ValueError("max_receive_count must be 1..1000")
+        if self.relay_reserved_concurrency < 0:
+            raise ValueError("relay_reserved_concurrency must be >= 0 (0 = unreserved)")
+
+    @property
+    def stack_name(self) -> str:
+        return f"SagaOutbox-{self.stage}"
+
+    @property
+    def relay_max_seconds(self) -> int:
+        """Drain budget of one scheduled run: the schedule period minus a margin, at most 14 min."""
+        return min(self.relay_schedule_minutes * 60 - 10, 840)
+
+    @classmethod
+    def from_context(cls, try_get_context: Any) -> DeploymentConfig:
+        """Build from ``node.try_get_context``; strings from ``-c`` are coerced to the field type."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = try_get_context(f.name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, raw, CONTEXT_DEFAULTS[f.name])
+        return cls(**values)
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"context {name!r} must be a boolean, got {raw!r}")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"context {name!r} must be a number, got {raw!r}") from None
+    return str(raw)
+
+
+CONTEXT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DeploymentConfig)}

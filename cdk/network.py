@@ -1,0 +1,58 @@
+"""VPC: isolated subnets for the database and the VPC-attached functions, optional NAT, flow logs,
+and the VPC endpoints the functions need when there is no NAT."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from cdk.security import EncryptionKey
+
+__all__ = ["Network"]
+
+
+class Network(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, nat_gateways: int, keys: EncryptionKey) -> None:
+        super().__init__(scope, construct_id)
+        subnets = [ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)]
+        if nat_gateways:
+            subnets += [
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
+            ]
+        else:
+            subnets.append(
+                ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)
+            )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
+            max_azs=2,
+            nat_gateways=nat_gateways,
+            subnet_configuration=subnets,
+            restrict_default_security_group=True,
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(keys.log_group(self, "FlowLogs")),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        self.app_subnets = ec2.SubnetSelection(subnet_group_name="app")
+        self.data_subnets = ec2.SubnetSelection(subnet_group_name="data")
+
+        # DynamoDB (idempotency) through a free gateway endpoint, always.
+        self.vpc.add_gateway_endpoint(
+            "DynamoDbEndpoint",
+            service=ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+            subnets=[self.app_subnets],
+        )
+        if not nat_gateways:
+            # Without NAT the VPC functions reach AWS APIs only through interface endpoints:
+            # SQS (relay), Secrets Manager (DB username; secret rotation), CloudWatch (metrics).
+            for name, service in (
+                ("SqsEndpoint", ec2.InterfaceVpcEndpointAwsService.SQS),
+                ("SecretsManagerEndpoint", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
+                ("MonitoringEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+            ):
+                self.vpc.add_interface_endpoint(name, service=service, subnets=self.app_subnets, private_dns_enabled=True)

@@ -1,0 +1,158 @@
+"""The step-task contract (docs/contracts.md) and the registry that maps it to domain code.
+
+Step Functions invokes one "steps" Lambda per workflow domain with::
+
+    {"workflow": "OrderSaga", "step": "ChargePayment", "action": "charge_payment",
+     "kind": "action" | "compensation" | "hook", "execution": <execution name>,
+     "state": <state name>, "event": <outbox envelope>, "results": {<step>: {"output": ...}}}
+
+:func:`run_step` parses that, looks up ``(workflow, action)`` in an :class:`ActionRegistry`
+and runs the function inside ONE database transaction (``engine.begin()``), so a step's
+business rows and any outbox events it enqueues commit together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from .exceptions import DatabaseUnavailable, MalformedEvent, UnknownAction
+
+__all__ = ["Action", "ActionRegistry", "StepContext", "StepTask", "run_step"]
+
+KINDS = ("action", "compensation", "hook")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepTask:
+    workflow: str
+    step: str
+    action: str
+    kind: str
+    execution: str
+    state: str
+    event: Mapping[str, Any]
+    results: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> StepTask:
+        if not isinstance(payload, Mapping):
+            raise MalformedEvent(f"step payload must be a JSON object, got {type(payload).__name__}")
+        values: dict[str, Any] = {}
+        for name in ("workflow", "step", "action", "kind", "execution", "state"):
+            value = payload.get(name)
+            if not isinstance(value, str) or not value:
+                raise MalformedEvent(f"step payload field {name!r} must be a non-empty string, got {value!r}")
+            values[name] = value
+        if values["kind"] not in KINDS:
+            raise MalformedEvent(f"step payload field 'kind' must be one of {KINDS}, got {values['kind']!r}")
+        event = payload.get("event")
+        if not isinstance(event, Mapping) or not isinstance(event.get("payload"), Mapping):
+            raise MalformedEvent("step payload field 'event' must be an outbox envelope with a 'payload' object")
+        results = payload.get("results") or {}
+        if not isinstance(results, Mapping):
+            raise MalformedEvent("step payload field 'results' must be an object")
+        return cls(event=event, results=results, **values)
+
+    @property
+    def effect_key(self) -> str:
+        """Idempotency key of this step's business effect: execution name + state name.
+
+        Step Functions retries re-use both, and a Standard execution name is a pure function
+        of the event id (workflows.execution_name), so a repeated event maps to the same key."""
+        return f"{self.execution}:{self.state}"
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(str(self.event["event_id"]))
+        except (KeyError, ValueError) as exc:
+            raise MalformedEvent(f"event has no valid event_id: {self.event.get('event_id')!r}") from exc
+
+    @property
+    def event_type(self) -> str:
+        return str(self.event.get("event_type", ""))
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        return self.event["payload"]  # type: ignore[no-any-return]
+
+    def result_of(self, step: str) -> Mapping[str, Any] | None:
+        """The output of an earlier step (``$.results.<step>.output``), if it ran."""
+        value = self.results.get(step)
+        if isinstance(value, Mapping):
+            output = value.get("output", value)
+            return output if isinstance(output, Mapping) else None
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepContext:
+    """What an action receives: the open transaction, the task and the schema names."""
+
+    conn: sa.Connection
+    task: StepTask
+    orders_schema: str = "orders"
+    outbox_schema: str = "saga_outbox"
+
+
+Action = Callable[[StepContext], dict[str, Any]]
+
+
+class ActionRegistry:
+    """``(workflow, action) -> function``. Functions return a JSON-serializable dict."""
+
+    def __init__(self, actions: Mapping[tuple[str, str], Action] | None = None) -> None:
+        self._actions: dict[tuple[str, str], Action] = dict(actions or {})
+
+    def register(self, workflow: str, action: str, fn: Action) -> None:
+        self._actions[(workflow, action)] = fn
+
+    def lookup(self, workflow: str, action: str) -> Action:
+        try:
+            return self._actions[(workflow, action)]
+        except KeyError:
+            raise UnknownAction(
+                f"no action {action!r} registered for workflow {workflow!r}; "
+                f"known: {sorted(f'{w}.{a}' for w, a in self._actions)}"
+            ) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._actions
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._actions)
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+
+def run_step(
+    payload: Mapping[str, Any] | StepTask,
+    *,
+    engine: sa.Engine,
+    registry: ActionRegistry,
+    orders_schema: str = "orders",
+    outbox_schema: str = "saga_outbox",
+) -> dict[str, Any]:
+    """Run one step in its own transaction; translate database failures to
+    :class:`~lambdas.exceptions.DatabaseUnavailable` (retryable); domain errors pass through."""
+    task = payload if isinstance(payload, StepTask) else StepTask.from_payload(payload)
+    fn = registry.lookup(task.workflow, task.action)
+    try:
+        with engine.begin() as conn:
+            return fn(
+                StepContext(conn=conn, task=task, orders_schema=orders_schema, outbox_schema=outbox_schema)
+            )
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError) as exc:
+        raise DatabaseUnavailable(f"{task.workflow}.{task.state}: database error: {exc.orig or exc}") from exc
+    except sa_exc.DBAPIError as exc:
+        # integrity/programming errors are bugs or races: surface them as retryable too, with the cause
+        raise DatabaseUnavailable(
+            f"{task.workflow}.{task.state}: database rejected the step: {exc.orig or exc}"
+        ) from exc

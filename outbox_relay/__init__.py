@@ -1,0 +1,68 @@
+"""saga-outbox's embeddable transactional outbox: PostgreSQL rows → SQS FIFO.
+
+Write events with :func:`enqueue` inside your own transaction; run a :class:`Relay` (a thread,
+a process or a bounded drain) to publish them with deterministic deduplication ids.
+"""
+
+from .embedded import embedded_postgres_url
+from .envelope import OutboxEnvelope, deduplication_id, message_group_id
+from .exceptions import (
+    ConfigurationError,
+    CredentialsMissingError,
+    DatabaseUnavailableError,
+    InvalidEventError,
+    OutboxError,
+    OutboxTableMissingError,
+    PayloadNotJsonError,
+    PayloadTooLargeError,
+    PublishError,
+    QueueNotFifoError,
+    QueueNotFoundError,
+)
+from .metrics import InMemoryMetrics, MetricsSink, NullMetrics, PowertoolsMetricsSink
+from .operations import OutboxStatus, outbox_status, purge_published, retry_dead
+from .publisher import BatchOutcome, EntryFailure, NullPublisher, OutboundMessage, Publisher, SqsFifoPublisher
+from .relay import DrainResult, Relay, RelayOptions, RelayThread
+from .schema import DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
+from .writer import enqueue
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "BatchOutcome",
+    "ConfigurationError",
+    "CredentialsMissingError",
+    "DatabaseUnavailableError",
+    "DrainResult",
+    "EntryFailure",
+    "InMemoryMetrics",
+    "InvalidEventError",
+    "MetricsSink",
+    "NullMetrics",
+    "NullPublisher",
+    "OutboundMessage",
+    "OutboxEnvelope",
+    "OutboxError",
+    "OutboxStatus",
+    "OutboxTableMissingError",
+    "PayloadNotJsonError",
+    "PayloadTooLargeError",
+    "PowertoolsMetricsSink",
+    "PublishError",
+    "Publisher",
+    "QueueNotFifoError",
+    "QueueNotFoundError",
+    "Relay",
+    "RelayOptions",
+    "RelayThread",
+    "SqsFifoPublisher",
+    "deduplication_id",
+    "embedded_postgres_url",
+    "enqueue",
+    "message_group_id",
+    "migrate",
+    "migration_statements",
+    "outbox_status",
+    "outbox_table",
+    "purge_published",
+    "retry_dead",
+]

@@ -1,0 +1,209 @@
+"""Publishers: where claimed rows go. SQS FIFO first; the interface admits others."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .envelope import SQS_MAX_MESSAGE_BYTES
+from .exceptions import (
+    ConfigurationError,
+    CredentialsMissingError,
+    PublishError,
+    QueueNotFifoError,
+    QueueNotFoundError,
+)
+
+__all__ = [
+    "BatchOutcome",
+    "EntryFailure",
+    "NullPublisher",
+    "OutboundMessage",
+    "Publisher",
+    "SqsFifoPublisher",
+]
+
+# SQS error codes that mean "slow down", not "this entry is bad".
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "RequestThrottled", "TooManyRequestsException",
+     "AWS.SimpleQueueService.RequestThrottled", "RequestLimitExceeded", "KmsThrottled",
+     "KMS.ThrottlingException"}
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboundMessage:
+    """One outbox row, ready to send."""
+
+    row_id: int
+    event_id: str
+    group_id: str
+    deduplication_id: str
+    body: str
+    attributes: Mapping[str, Mapping[str, str]]
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EntryFailure:
+    row_id: int
+    code: str
+    reason: str
+    permanent: bool = False  # the sender's fault: retrying the same bytes cannot succeed
+    throttled: bool = False
+
+
+@dataclass(kw_only=True, slots=True)
+class BatchOutcome:
+    succeeded: list[int] = field(default_factory=list)
+    failed: list[EntryFailure] = field(default_factory=list)
+
+
+class Publisher(Protocol):
+    """Sends batches; reports per-entry outcomes or raises :class:`PublishError` for the whole
+    request. ``max_batch_entries``/``max_batch_bytes`` bound what the relay puts in one call."""
+
+    max_batch_entries: int
+    max_batch_bytes: int
+
+    def check(self) -> None:
+        """Fail fast at start-up if the destination is unusable."""
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome: ...
+
+
+class NullPublisher:
+    """Accepts everything and sends nothing: the benchmark's no-op sink, and a dry run."""
+
+    max_batch_entries = 10
+    max_batch_bytes = SQS_MAX_MESSAGE_BYTES
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        return None
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        with self._lock:
+            self.count += len(messages)
+        return BatchOutcome(succeeded=[m.row_id for m in messages])
+
+
+class SqsFifoPublisher:
+    """Publishes to an SQS FIFO queue with ``SendMessageBatch`` (≤10 entries, ≤1 MiB).
+
+    The boto3 client is injected (tests, moto, custom retry config) or created lazily on first
+    use, so constructing a publisher never touches the network or the environment.
+    """
+
+    max_batch_entries = 10
+    max_batch_bytes = SQS_MAX_MESSAGE_BYTES
+
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        sqs_client: Any = None,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if not queue_url or not queue_url.startswith(("https://", "http://")):
+            raise ConfigurationError(
+                f"queue URL {queue_url!r} is not a URL: pass the QueueUrl "
+                "(https://sqs.<region>.amazonaws.com/<account>/<name>.fifo), not the name or ARN"
+            )
+        self.queue_url = queue_url
+        self._client = sqs_client
+        self._region_name = region_name
+        self._endpoint_url = endpoint_url
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # The relay owns retries (per entry, with backoff and attempt counting),
+                    # so botocore keeps to one quick retry for connection blips.
+                    self._client = boto3.client(
+                        "sqs", region_name=self._region_name, endpoint_url=self._endpoint_url,
+                        config=Config(retries={"mode": "standard", "max_attempts": 2},
+                                      connect_timeout=3, read_timeout=10, max_pool_connections=64),
+                    )
+        return self._client
+
+    def check(self) -> None:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        try:
+            attrs = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["FifoQueue", "ContentBasedDeduplication"]
+            )["Attributes"]
+        except NoCredentialsError as exc:
+            raise CredentialsMissingError(
+                "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "or run with an IAM role"
+            ) from exc
+        except EndpointConnectionError as exc:
+            raise QueueNotFoundError(f"cannot reach the SQS endpoint for {self.queue_url}: {exc}") from exc
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if "NonExistentQueue" in code or code in ("QueueDoesNotExist", "InvalidAddress"):
+                raise QueueNotFoundError(
+                    f"queue {self.queue_url} does not exist (or this account cannot see it): "
+                    "check the URL, the region and the account"
+                ) from exc
+            raise PublishError(f"cannot read queue attributes of {self.queue_url}: {exc}") from exc
+        if attrs.get("FifoQueue") != "true":
+            raise QueueNotFifoError(
+                f"queue {self.queue_url} is not a FIFO queue: the relay needs FIFO for per-aggregate "
+                "order and deduplication; create a queue whose name ends in .fifo with FifoQueue=true"
+            )
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": m.body,
+                "MessageGroupId": m.group_id,
+                "MessageDeduplicationId": m.deduplication_id,
+                "MessageAttributes": dict(m.attributes),
+            }
+            for i, m in enumerate(messages)
+        ]
+        try:
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            throttled = code in THROTTLING_CODES or status == 429
+            raise PublishError(
+                f"SendMessageBatch to {self.queue_url} failed: {code}: {exc}",
+                retryable=throttled or status >= 500 or code in ("InternalError", "ServiceUnavailable"),
+                throttled=throttled,
+            ) from exc
+        except BotoCoreError as exc:
+            raise PublishError(f"SendMessageBatch to {self.queue_url} failed: {exc}") from exc
+        outcome = BatchOutcome(succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])])
+        for failure in response.get("Failed", []):
+            code = failure.get("Code", "Unknown")
+            throttled = code in THROTTLING_CODES
+            outcome.failed.append(
+                EntryFailure(
+                    row_id=messages[int(failure["Id"])].row_id,
+                    code=code,
+                    reason=failure.get("Message", code),
+                    permanent=bool(failure.get("SenderFault")) and not throttled,
+                    throttled=throttled,
+                )
+            )
+        return outcome

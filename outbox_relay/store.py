@@ -1,0 +1,179 @@
+"""SQL of the relay: claim group heads in commit order, then mark what was sent (fenced)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+_CANDIDATES = """
+SELECT id, aggregate_type, aggregate_key,
+       {settled} AS settled,
+       available_at <= now() AS due,
+       coalesce(lease_expires_at > now(), false) AS leased
+FROM "{s}".outbox
+WHERE state = 'pending'
+ORDER BY id
+LIMIT %(scan)s
+"""
+# Lock only the heads; whoever holds a head owns its group for this claim. SKIP LOCKED here is
+# safe because it is applied to heads, never to the rows behind them.
+_LOCK_HEADS = """
+SELECT id FROM "{s}".outbox
+WHERE id = ANY(%(ids)s) AND state = 'pending'
+  AND (lease_expires_at IS NULL OR lease_expires_at <= now()) AND available_at <= now()
+FOR UPDATE SKIP LOCKED
+"""
+_LEASE = """
+UPDATE "{s}".outbox AS o
+SET lease_owner = %(owner)s, lease_token = %(token)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    send_count = o.send_count + 1,
+    first_sent_at = coalesce(o.first_sent_at, now())
+FROM (SELECT id, first_sent_at FROM "{s}".outbox WHERE id = ANY(%(ids)s)) AS prev
+WHERE o.id = prev.id AND o.state = 'pending'
+RETURNING o.id, o.event_id, o.aggregate_type, o.aggregate_key, o.event_type, o.payload, o.headers,
+          o.created_at, o.attempts, prev.first_sent_at, now() AS claimed_at
+"""
+_MARK_PUBLISHED = """
+UPDATE "{s}".outbox
+SET state = 'published', published_at = now(), last_error = NULL,
+    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'pending'
+"""
+_MARK_FAILED = """
+UPDATE "{s}".outbox AS o
+SET attempts = o.attempts + f.spend,
+    last_error = coalesce(f.error, o.last_error),
+    available_at = now() + make_interval(secs => f.delay),
+    state = CASE WHEN f.dead OR o.attempts + f.spend >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
+    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[], %(spend)s::int[],
+            %(dead)s::bool[]) AS f(id, error, delay, spend, dead)
+WHERE o.id = f.id AND o.lease_token = %(token)s AND o.state = 'pending'
+RETURNING o.id, o.event_id, o.state, o.last_error
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    id: int
+    event_id: Any
+    aggregate_type: str
+    aggregate_key: str
+    event_type: str
+    payload: Any
+    headers: Any
+    created_at: datetime
+    attempts: int
+    first_sent_at: datetime | None
+    claimed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What to do with a row that was not published."""
+
+    row_id: int
+    error: str | None
+    delay_seconds: float
+    spend_attempt: bool
+    dead: bool = False
+
+
+def select_claimable(rows: list[Any], *, claim_size: int, rows_per_group: int) -> tuple[list[int], list[int]]:
+    """From candidates in id order, choose (heads, all ids) to claim.
+
+    A group is claimable only if its head is settled (below the commit horizon), due and not
+    leased, and none of its rows is leased (a stale lease of a stalled relay); behind the head
+    we take consecutive settled rows, so a group's claimed rows stay contiguous.
+    """
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for row in rows:
+        groups.setdefault((row.aggregate_type, row.aggregate_key), []).append(row)
+    heads: list[int] = []
+    ids: list[int] = []
+    for members in groups.values():  # dicts keep insertion order: groups by head id
+        if len(ids) >= claim_size:
+            break
+        head = members[0]
+        if not (head.settled and head.due) or any(m.leased for m in members):
+            continue
+        heads.append(head.id)
+        for member in members[:rows_per_group]:
+            if not member.settled or len(ids) >= claim_size:
+                break
+            ids.append(member.id)
+    return heads, ids
+
+
+class OutboxStore:
+    def __init__(self, engine: sa.Engine, *, schema: str, commit_horizon: bool = True) -> None:
+        self.engine = engine
+        self.schema = schema
+        settled = "txid < pg_snapshot_xmin(pg_current_snapshot())" if commit_horizon else "true"
+        self._candidates = _CANDIDATES.format(s=schema, settled=settled)
+        self._lock_heads = _LOCK_HEADS.format(s=schema)
+        self._lease = _LEASE.format(s=schema)
+        self._mark_published = _MARK_PUBLISHED.format(s=schema)
+        self._mark_failed = _MARK_FAILED.format(s=schema)
+
+    def claim(
+        self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
+    ) -> tuple[int, list[ClaimedRow]]:
+        with self.engine.begin() as conn:
+            candidates = conn.exec_driver_sql(self._candidates, {"scan": scan}).all()
+            if not candidates:
+                return 0, []
+            heads, ids = select_claimable(candidates, claim_size=claim_size, rows_per_group=rows_per_group)
+            if not heads:
+                return 0, []
+            locked = set(conn.exec_driver_sql(self._lock_heads, {"ids": heads}).scalars())
+            if len(locked) != len(heads):
+                lost = {(c.aggregate_type, c.aggregate_key) for c in candidates if c.id in heads
+                        and c.id not in locked}
+                ids = [c.id for c in candidates if c.id in set(ids)
+                       and (c.aggregate_type, c.aggregate_key) not in lost]
+            if not ids:
+                return 0, []
+            token = conn.exec_driver_sql(f'SELECT nextval(\'"{self.schema}".outbox_lease_seq\')').scalar_one()
+            rows = conn.exec_driver_sql(
+                self._lease, {"owner": owner, "token": token, "lease": lease_seconds, "ids": ids}
+            ).all()
+        rows.sort(key=lambda r: r.id)
+        return int(token), [ClaimedRow(*r) for r in rows]
+
+    def mark(self, *, token: int, published: list[int], releases: list[Release],
+             max_attempts: int) -> tuple[int, list[Any]]:
+        """One transaction: published rows, then failures; returns (marked, rows that died).
+        Rows whose lease token changed (another relay took over) are left alone: fencing."""
+        with self.engine.begin() as conn:
+            marked = 0
+            if published:
+                marked = conn.exec_driver_sql(self._mark_published, {"ids": published, "token": token}).rowcount
+            died: list[Any] = []
+            if releases:
+                result = conn.exec_driver_sql(
+                    self._mark_failed,
+                    {
+                        "ids": [r.row_id for r in releases],
+                        "errors": [r.error for r in releases],
+                        "delays": [r.delay_seconds for r in releases],
+                        "spend": [1 if r.spend_attempt else 0 for r in releases],
+                        "dead": [r.dead for r in releases],
+                        "token": token,
+                        "max_attempts": max_attempts,
+                    },
+                ).all()
+                died = [r for r in result if r.state == "dead"]
+        return marked, died
+
+    def oldest_pending_age(self) -> float:
+        with self.engine.connect() as conn:
+            value = conn.exec_driver_sql(
+                f'SELECT extract(epoch FROM now() - min(created_at)) FROM "{self.schema}".outbox'
+                " WHERE state = 'pending'"
+            ).scalar()
+        return float(value or 0.0)

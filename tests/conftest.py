@@ -1,0 +1,47 @@
+"""Shared fixtures: a real PostgreSQL (embedded via pgserver unless
+SAGA_OUTBOX_TEST_DATABASE_URL points elsewhere) and fake AWS credentials for moto."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from outbox_relay.embedded import embedded_postgres_url, sqlalchemy_url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    configured = os.environ.get("SAGA_OUTBOX_TEST_DATABASE_URL")
+    if configured:
+        return sqlalchemy_url(configured)
+    return embedded_postgres_url(tmp_path_factory.mktemp("pgdata"))
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(database_url, pool_size=10, max_overflow=20)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def schema(engine: sa.Engine) -> Iterator[str]:
+    """A fresh, empty schema name per test (dropped afterwards), so tests never share tables."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region so boto3 never reaches a real account."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)

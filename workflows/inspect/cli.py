@@ -1,0 +1,222 @@
+"""``saga-outbox executions list|show|history|serve``: a plug-in of the ``saga_outbox.commands`` group."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from .errors import InspectorError
+from .inspector import EXECUTION_STATUSES, ExecutionInspector, default_region
+from .model import EventRow, ExecutionReport
+
+__all__ = ["format_table", "main", "register"]
+
+_CELL_MAX = 60
+
+
+def _one_line(value: Any, limit: int = _CELL_MAX) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns separated by two spaces, a dashed rule under the headers."""
+    cells = [[_one_line(c, 10_000) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(lines)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint-url", default=None, help="Step Functions endpoint (moto server, LocalStack)"
+    )
+    parser.add_argument(
+        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)"
+    )
+
+
+def _inspector(args: argparse.Namespace) -> ExecutionInspector:
+    return ExecutionInspector(endpoint_url=args.endpoint_url, region_name=args.region or default_region())
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    json.dump(data, out, indent=2, default=str)
+    out.write("\n")
+
+
+def _ts(value: Any) -> str:
+    return value.isoformat(sep=" ", timespec="milliseconds") if value is not None else ""
+
+
+def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    items = _inspector(args).list_executions(
+        state_machine=args.state_machine, status=args.status, max_results=args.limit
+    )
+    if args.json:
+        _dump([e.to_dict() for e in items], out)
+        return 0
+    sm_name = {}
+    for e in items:
+        sm_name[e.state_machine_arn] = e.state_machine_arn.rsplit(":", 1)[-1]
+    rows = [
+        (e.name, sm_name[e.state_machine_arn], e.status, _ts(e.start_date), _ts(e.stop_date), e.arn)
+        for e in items
+    ]
+    print(format_table(["NAME", "STATE MACHINE", "STATUS", "STARTED", "STOPPED", "ARN"], rows), file=out)
+    return 0
+
+
+def _print_report(report: ExecutionReport, out: TextIO) -> None:
+    fields = [
+        ("Execution", report.execution_arn),
+        ("State machine", report.state_machine_arn),
+        ("Status", f"{report.status} (saga: {report.saga_outcome})"),
+        ("Started", _ts(report.start_date)),
+        ("Stopped", _ts(report.stop_date)),
+    ]
+    if report.error or report.cause:
+        fields.append(("Error", f"{report.error or ''}: {_one_line(report.cause, 200)}"))
+    if report.console_url:
+        fields.append(("Console", report.console_url))
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        print(f"{key.ljust(width)}  {value}", file=out)
+    print(f"\nPath: {' -> '.join(report.path) or '(none)'}", file=out)
+    if report.compensations:
+        print(f"Compensations: {', '.join(report.compensations)}", file=out)
+    print("", file=out)
+    rows = [
+        (
+            s.name,
+            s.type,
+            s.outcome.value,
+            f"undoes {s.compensates}"
+            if s.compensation and s.compensates
+            else ("yes" if s.compensation else ""),
+            s.compensated_by or "",
+            s.last_run.error if s.last_run else "",
+        )
+        for s in report.states
+    ]
+    print(
+        format_table(["STATE", "TYPE", "OUTCOME", "COMPENSATION", "COMPENSATED BY", "ERROR"], rows), file=out
+    )
+
+
+def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    report = _inspector(args).describe_execution(args.execution_arn)
+    if args.json:
+        data = report.to_dict()
+        if not args.full:
+            data.pop("events")
+            data.pop("graph")
+        _dump(data, out)
+    else:
+        _print_report(report, out)
+    return 0
+
+
+def _history_rows(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r.id,
+            r.type,
+            r.state or "",
+            _ts(r.timestamp),
+            r.elapsed_ms,
+            _one_line(r.input),
+            _one_line(r.output),
+            _one_line(f"{r.error}: {r.cause}" if r.error else r.cause),
+        )
+        for r in rows
+    ]
+
+
+def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    rows = _inspector(args).history(args.execution_arn)
+    if args.json:
+        _dump([r.to_dict() for r in rows], out)
+        return 0
+    headers = ["ID", "TYPE", "STATE", "TIMESTAMP", "ELAPSED MS", "INPUT", "OUTPUT", "ERROR"]
+    print(format_table(headers, _history_rows(rows)), file=out)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from .server import serve_inspector
+
+    inspector = _inspector(args)
+    server = serve_inspector(sfn_client=inspector.client, host=args.host, port=args.port)
+    print(f"Inspector on {server.url} (Ctrl-C to stop)", file=out, flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _wrap(command: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args, sys.stdout)
+        except InspectorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(subparsers: Any) -> None:
+    """Add ``executions`` and its sub-commands to a ``saga-outbox`` sub-parser set."""
+    parser = subparsers.add_parser("executions", help="inspect Step Functions executions (moto or AWS)")
+    commands = parser.add_subparsers(dest="executions_command", metavar="{list,show,history,serve}")
+    commands.required = True
+
+    p_list = commands.add_parser("list", help="list executions, newest first")
+    p_list.add_argument("--state-machine", metavar="NAME|ARN", default=None)
+    p_list.add_argument("--status", type=str.upper, choices=EXECUTION_STATUSES, default=None)
+    p_list.add_argument("--limit", type=int, default=None, help="at most this many executions")
+    p_list.add_argument("--json", action="store_true")
+    _common(p_list)
+    p_list.set_defaults(func=_wrap(_cmd_list))
+
+    p_show = commands.add_parser("show", help="status, path taken and per-state outcome of one execution")
+    p_show.add_argument("execution_arn", metavar="ARN")
+    p_show.add_argument("--json", action="store_true")
+    p_show.add_argument("--full", action="store_true", help="with --json: include events and graph")
+    _common(p_show)
+    p_show.set_defaults(func=_wrap(_cmd_show))
+
+    p_hist = commands.add_parser("history", help="the events table of one execution")
+    p_hist.add_argument("execution_arn", metavar="ARN")
+    p_hist.add_argument("--json", action="store_true")
+    _common(p_hist)
+    p_hist.set_defaults(func=_wrap(_cmd_history))
+
+    p_serve = commands.add_parser("serve", help="serve the inspector web page")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=8765)
+    _common(p_serve)
+    p_serve.set_defaults(func=_wrap(_cmd_serve))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (``python -m workflows.inspect executions ...``)."""
+    parser = argparse.ArgumentParser(prog="saga-outbox")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))

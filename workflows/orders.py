@@ -1,0 +1,65 @@
+"""Reference domain: the order saga and the order projection, written on the public API.
+
+The steps Lambda (``lambdas``) implements the actions named here; CDK deploys both workflows.
+"""
+
+from __future__ import annotations
+
+from workflows import RetryPolicy, Step, Workflow, WorkflowKind
+
+# Local runs execute retries for real (moto sleeps IntervalSeconds), so keep waits short.
+TRANSIENT = RetryPolicy(errors=("States.ALL",), interval_seconds=1, backoff_rate=2.0, max_attempts=3)
+UNDO = RetryPolicy(errors=("States.ALL",), interval_seconds=1, backoff_rate=2.0, max_attempts=3)
+PROJECTION = RetryPolicy(errors=("States.ALL",), interval_seconds=1, backoff_rate=2.0, max_attempts=2)
+
+ORDER_SAGA = Workflow(
+    name="OrderSaga",
+    kind=WorkflowKind.STANDARD,
+    steps=[
+        Step(
+            name="ReserveInventory",
+            action="reserve_inventory",
+            compensation="release_inventory",
+            retry=TRANSIENT,
+            timeout_seconds=30,
+            idempotent=True,
+        ),
+        Step(
+            name="ChargePayment",
+            action="charge_payment",
+            compensation="refund_payment",
+            retry=TRANSIENT,
+            timeout_seconds=30,
+            idempotent=True,
+        ),
+        Step(
+            name="CreateShipment",
+            action="create_shipment",
+            retry=TRANSIENT,
+            timeout_seconds=30,
+            idempotent=True,
+        ),
+    ],
+    on_success=Step(name="ConfirmOrder", action="confirm_order", retry=UNDO, idempotent=True),
+    on_compensated=Step(name="CancelOrder", action="cancel_order", retry=UNDO, idempotent=True),
+)
+"""Reserve stock, charge, ship; on failure refund and release in reverse order, then cancel.
+``confirm_order`` emits OrderConfirmed, ``cancel_order`` emits OrderCancelled (through the outbox)."""
+
+ORDER_PROJECTION = Workflow(
+    name="OrderProjection",
+    kind=WorkflowKind.EXPRESS,
+    steps=[
+        Step(
+            name="ProjectOrder", action="project_order", retry=PROJECTION, timeout_seconds=10, idempotent=True
+        ),
+        Step(
+            name="RecordNotification",
+            action="record_notification",
+            retry=PROJECTION,
+            timeout_seconds=10,
+            idempotent=True,
+        ),
+    ],
+)
+"""Keep the order read model and the notification log up to date for every order event."""
