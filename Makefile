@@ -22,7 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy outbox_relay workflows lambdas saga_local
+	$(BIN)/mypy outbox_relay workflows lambdas
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -251,12 +251,10 @@ class Relay:
         requests (requests run concurrently and would race)."""
         limit_n = min(self.options.batch_size, self.publisher.max_batch_entries)
         limit_b = self.publisher.max_batch_bytes
-        runs: list[list[OutboundMessage]] = []
-        for msg in messages:
-            if runs and runs[-1][-1].group_id == msg.group_id:
-                runs[-1].append(msg)
-            else:
-                runs.append([msg])
+        by_group: dict[str, list[OutboundMessage]] = {}
+        for msg in messages:  # messages come in id order, so each list is in commit order
+            by_group.setdefault(msg.group_id, []).append(msg)
+        runs = list(by_group.values())
         batches: list[list[OutboundMessage]] = []
         current: list[OutboundMessage] = []
         size = 0

@@ -1,0 +1,192 @@
+"""The ``saga-outbox`` command. outbox_relay owns ``relay`` and ``outbox …``; other installed
+packages add commands through the ``saga_outbox.commands`` entry-point group."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from importlib.metadata import entry_points
+from typing import Any
+
+from .exceptions import OutboxError
+from .schema import DEFAULT_SCHEMA
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("outbox_relay.cli")
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    url = args.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        raise OutboxError("no database: pass --database-url or set DATABASE_URL "
+                          "(postgresql://user:password@host:5432/dbname)")
+    return str(url)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    import sqlalchemy as sa
+
+    from .embedded import sqlalchemy_url
+
+    return sa.create_engine(sqlalchemy_url(_database_url(args)), pool_pre_ping=True)
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
+    p.add_argument("--schema", default=DEFAULT_SCHEMA, help=f"outbox schema (default {DEFAULT_SCHEMA})")
+
+
+def _cmd_relay(args: argparse.Namespace) -> int:
+    from .publisher import SqsFifoPublisher
+    from .relay import Relay, RelayOptions
+
+    queue_url = args.queue_url or os.environ.get("QUEUE_URL")
+    if not queue_url:
+        raise OutboxError("no queue: pass --queue-url or set QUEUE_URL")
+    options = RelayOptions(schema=args.schema, concurrency=args.concurrency, batch_size=args.batch_size,
+                           claim_size=args.claim_size, rows_per_group=args.rows_per_group,
+                           listen=not args.no_listen)
+    publisher = SqsFifoPublisher(queue_url=queue_url, region_name=args.region, endpoint_url=args.endpoint_url)
+    relay = Relay(engine=_database_url(args), publisher=publisher, options=options)
+    if args.drain is not None:
+        result = relay.drain(max_seconds=args.drain)
+        relay.close()
+        print(json.dumps(result.__dict__ if hasattr(result, "__dict__") else _slots(result)))
+        return 0
+    relay.check()
+    log.info("relay %s publishing %s.outbox to %s", options.relay_id, options.schema, queue_url)
+    relay.run_process()
+    return 0
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in obj.__slots__}
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from .schema import migrate
+
+    version = migrate(_database_url(args), schema=args.schema)
+    print(f"outbox schema {args.schema!r} is at version {version}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .operations import outbox_status
+
+    engine = _engine(args)
+    try:
+        status = outbox_status(engine, schema=args.schema)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(status.as_dict(), default=str))
+        return 0
+    print(f"pending    {status.pending}")
+    print(f"published  {status.published}")
+    print(f"dead       {status.dead}")
+    print(f"oldest pending age  {status.oldest_pending_age_seconds:.1f}s")
+    if status.stalled_groups:
+        print("stalled groups (head retrying or held by a stale lease):")
+        for g in status.stalled_groups:
+            print(f"  {g['aggregate_type']}:{g['aggregate_key']}  event {g['event_id']}  "
+                  f"attempts {g['attempts']}  {g['last_error'] or ''}")
+    return 0
+
+
+def _cmd_retry_dead(args: argparse.Namespace) -> int:
+    from .operations import retry_dead
+
+    if not args.all and not args.event_id:
+        raise OutboxError("name the dead events to retry (--event-id ID ...) or pass --all")
+    engine = _engine(args)
+    try:
+        n = retry_dead(engine, schema=args.schema, event_ids=None if args.all else args.event_id)
+    finally:
+        engine.dispose()
+    print(f"{n} dead event(s) back to pending")
+    return 0
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    from .operations import purge_published
+
+    engine = _engine(args)
+    try:
+        n = purge_published(engine, schema=args.schema, older_than=timedelta(hours=args.older_than_hours),
+                            batch_size=args.batch_size, archive=args.archive)
+    finally:
+        engine.dispose()
+    print(f"{n} published row(s) {'archived' if args.archive else 'deleted'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saga-outbox", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    relay = sub.add_parser("relay", help="publish outbox rows to an SQS FIFO queue until SIGTERM")
+    _add_db(relay)
+    relay.add_argument("--queue-url", help="SQS FIFO queue URL (default: $QUEUE_URL)")
+    relay.add_argument("--region", help="AWS region (default: from the environment)")
+    relay.add_argument("--endpoint-url", help="SQS endpoint (a local emulator)")
+    relay.add_argument("--concurrency", type=int, default=8, help="SendMessageBatch calls in flight")
+    relay.add_argument("--batch-size", type=int, default=10, help="entries per SendMessageBatch (≤10)")
+    relay.add_argument("--claim-size", type=int, default=200, help="rows claimed per transaction")
+    relay.add_argument("--rows-per-group", type=int, default=1, help="rows of one aggregate per claim")
+    relay.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY")
+    relay.add_argument("--drain", type=float, metavar="SECONDS", help="drain for at most SECONDS, then exit")
+    relay.set_defaults(func=_cmd_relay)
+
+    outbox = sub.add_parser("outbox", help="manage the outbox table")
+    osub = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    p = osub.add_parser("migrate", help="create or upgrade the outbox tables")
+    _add_db(p)
+    p.set_defaults(func=_cmd_migrate)
+    p = osub.add_parser("status", help="pending/published/dead counts, lag, stalled groups")
+    _add_db(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_status)
+    p = osub.add_parser("retry-dead", help="put dead events back to pending")
+    _add_db(p)
+    p.add_argument("--event-id", action="append", help="an event id (repeatable)")
+    p.add_argument("--all", action="store_true", help="every dead event")
+    p.set_defaults(func=_cmd_retry_dead)
+    p = osub.add_parser("purge", help="delete or archive published rows (retention)")
+    _add_db(p)
+    p.add_argument("--older-than-hours", type=float, default=24.0)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--archive", action="store_true", help="move to outbox_archive instead of deleting")
+    p.set_defaults(func=_cmd_purge)
+
+    for ep in sorted(entry_points(group="saga_outbox.commands"), key=lambda e: e.name):
+        try:
+            ep.load()(sub)
+        except ImportError as exc:  # an optional extra is not installed: say so, keep the rest
+            log.debug("command %s unavailable: %s", ep.name, exc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except OutboxError as exc:
+        print(f"saga-outbox: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Fault injection for SQS clients: used by our tests and by ``saga-outbox chaos``, and usable
+by anyone testing their own relay set-up. Wraps a real (or moto) boto3 SQS client."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+__all__ = ["FaultySqsClient", "SentEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class SentEntry:
+    """One entry SQS accepted, in acceptance order."""
+
+    group_id: str
+    deduplication_id: str
+    body: str
+    at: float
+
+
+@dataclass
+class FaultySqsClient:
+    """A boto3 SQS client proxy that fails entries or whole calls on purpose and records what
+    the wrapped client accepted.
+
+    - ``entry_failure_rate``: per-entry ``InternalError`` (server fault, retryable);
+    - ``throttle_rate``: the whole call raises ``ThrottlingException``;
+    - ``fail_entry``: a predicate on the entry dict for deterministic failures (poison tests);
+    - ``after_send``: a hook called after a successful call (crash-between-send-and-mark tests).
+    Failed entries are *not* forwarded, as with SQS, so they are never delivered.
+    """
+
+    wrapped: Any
+    entry_failure_rate: float = 0.0
+    throttle_rate: float = 0.0
+    seed: int | None = None
+    fail_entry: Callable[[dict[str, Any]], str | None] | None = None
+    after_send: Callable[[list[dict[str, Any]]], None] | None = None
+    sent: list[SentEntry] = field(default_factory=list)
+    calls: int = 0
+    injected_failures: int = 0
+    injected_throttles: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:  # noqa: N803
+        with self._lock:
+            self.calls += 1
+            throttle = self._rng.random() < self.throttle_rate
+            doomed = {e["Id"] for e in Entries if self._rng.random() < self.entry_failure_rate}
+        if throttle:
+            with self._lock:
+                self.injected_throttles += 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessageBatch")
+        failed: list[dict[str, Any]] = []
+        forward: list[dict[str, Any]] = []
+        for e in Entries:
+            reason = self.fail_entry(e) if self.fail_entry else None
+            if reason:
+                failed.append({"Id": e["Id"], "SenderFault": True, "Code": "InvalidParameterValue",
+                               "Message": reason})
+            elif e["Id"] in doomed:
+                failed.append({"Id": e["Id"], "SenderFault": False, "Code": "InternalError",
+                               "Message": "injected entry failure"})
+            else:
+                forward.append(e)
+        successful: list[dict[str, Any]] = []
+        if forward:
+            response = self.wrapped.send_message_batch(QueueUrl=QueueUrl, Entries=forward, **kw)
+            successful = response.get("Successful", [])
+            failed.extend(response.get("Failed", []))
+            ok = {s["Id"] for s in successful}
+            now = time.monotonic()
+            with self._lock:
+                self.sent.extend(SentEntry(e["MessageGroupId"], e["MessageDeduplicationId"], e["MessageBody"], now)
+                                 for e in forward if e["Id"] in ok)
+            if self.after_send:
+                self.after_send(forward)
+        with self._lock:
+            self.injected_failures += len(failed)
+        return {"Successful": successful, "Failed": failed}
