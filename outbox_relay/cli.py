@@ -24,8 +24,10 @@ log = logging.getLogger("outbox_relay.cli")
 def _database_url(args: argparse.Namespace) -> str:
     url = args.database_url or os.environ.get("DATABASE_URL")
     if not url:
-        raise OutboxError("no database: pass --database-url or set DATABASE_URL "
-                          "(postgresql://user:password@host:5432/dbname)")
+        raise OutboxError(
+            "no database: pass --database-url or set DATABASE_URL "
+            "(postgresql://user:password@host:5432/dbname)"
+        )
     return str(url)
 
 
@@ -49,9 +51,14 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     queue_url = args.queue_url or os.environ.get("QUEUE_URL")
     if not queue_url:
         raise OutboxError("no queue: pass --queue-url or set QUEUE_URL")
-    options = RelayOptions(schema=args.schema, concurrency=args.concurrency, batch_size=args.batch_size,
-                           claim_size=args.claim_size, rows_per_group=args.rows_per_group,
-                           listen=not args.no_listen)
+    options = RelayOptions(
+        schema=args.schema,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        claim_size=args.claim_size,
+        rows_per_group=args.rows_per_group,
+        listen=not args.no_listen,
+    )
     publisher = SqsFifoPublisher(queue_url=queue_url, region_name=args.region, endpoint_url=args.endpoint_url)
     relay = Relay(engine=_database_url(args), publisher=publisher, options=options)
     if args.drain is not None:
@@ -95,8 +102,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if status.stalled_groups:
         print("stalled groups (head retrying or held by a stale lease):")
         for g in status.stalled_groups:
-            print(f"  {g['aggregate_type']}:{g['aggregate_key']}  event {g['event_id']}  "
-                  f"attempts {g['attempts']}  {g['last_error'] or ''}")
+            print(
+                f"  {g['aggregate_type']}:{g['aggregate_key']}  event {g['event_id']}  "
+                f"attempts {g['attempts']}  {g['last_error'] or ''}"
+            )
     return 0
 
 
@@ -119,8 +128,13 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     try:
-        n = purge_published(engine, schema=args.schema, older_than=timedelta(hours=args.older_than_hours),
-                            batch_size=args.batch_size, archive=args.archive)
+        n = purge_published(
+            engine,
+            schema=args.schema,
+            older_than=timedelta(hours=args.older_than_hours),
+            batch_size=args.batch_size,
+            archive=args.archive,
+        )
     finally:
         engine.dispose()
     print(f"{n} published row(s) {'archived' if args.archive else 'deleted'}")
@@ -177,8 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return int(args.func(args) or 0)
     except OutboxError as exc:

@@ -39,7 +39,7 @@ def translate(exc: sa_exc.DBAPIError, *, schema: str) -> Exception:
             f"`saga-outbox outbox migrate --schema {schema} --database-url ...` "
             "(or outbox_relay.migrate(engine)) first"
         )
-    if isinstance(exc, sa_exc.OperationalError) and code is None or code in RETRYABLE:
+    if (isinstance(exc, sa_exc.OperationalError) and code is None) or code in RETRYABLE:
         return DatabaseUnavailableError(f"PostgreSQL is unavailable: {str(exc.orig).strip()}")
     return exc
 

@@ -73,18 +73,14 @@ class OutboxEnvelope:
 
     def to_json(self) -> str:
         occurred = self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+        eid = str(self.event_id)
         return (
-            '{"event_id":"%s","event_type":%s,"aggregate_type":%s,"aggregate_key":%s,'
-            '"occurred_at":"%s","headers":%s,"payload":%s}'
-            % (
-                self.event_id,
-                json.dumps(self.event_type, ensure_ascii=False),
-                json.dumps(self.aggregate_type, ensure_ascii=False),
-                json.dumps(self.aggregate_key, ensure_ascii=False),
-                occurred,
-                dumps(dict(self.headers), what="headers", event_id=str(self.event_id)),
-                dumps(self.payload, what="payload", event_id=str(self.event_id)),
-            )
+            f'{{"event_id":"{eid}","event_type":{json.dumps(self.event_type, ensure_ascii=False)},'
+            f'"aggregate_type":{json.dumps(self.aggregate_type, ensure_ascii=False)},'
+            f'"aggregate_key":{json.dumps(self.aggregate_key, ensure_ascii=False)},'
+            f'"occurred_at":"{occurred}",'
+            f'"headers":{dumps(dict(self.headers), what="headers", event_id=eid)},'
+            f'"payload":{dumps(self.payload, what="payload", event_id=eid)}}}'
         )
 
     @classmethod
@@ -118,13 +114,20 @@ def message_attributes(event_type: str) -> dict[str, dict[str, str]]:
 
 
 def estimated_size(
-    *, event_id: str, event_type: str, aggregate_type: str, aggregate_key: str, payload_json: str,
+    *,
+    event_id: str,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_key: str,
+    payload_json: str,
     headers_json: str,
 ) -> int:
     """Size of the message the relay will build, computed at enqueue time without building it."""
     skeleton = (
-        len('{"event_id":"","event_type":,"aggregate_type":,"aggregate_key":,'
-            '"occurred_at":"","headers":,"payload":}')
+        len(
+            '{"event_id":"","event_type":,"aggregate_type":,"aggregate_key":,'
+            '"occurred_at":"","headers":,"payload":}'
+        )
         + len(event_id)
         + _OCCURRED_AT_WIDTH
     )

@@ -30,25 +30,34 @@ class OutboxStatus:
         return asdict(self)
 
 
-def outbox_status(engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA, stalled_limit: int = 20) -> OutboxStatus:
+def outbox_status(
+    engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA, stalled_limit: int = 20
+) -> OutboxStatus:
     """Counts per state, the lag, and the groups whose head is retrying or held by a stale lease."""
     s = check_schema(schema)
     try:
         with engine.connect() as conn:
-            counts = dict(conn.exec_driver_sql(f'SELECT state, count(*) FROM "{s}".outbox GROUP BY state').all())
+            counts: dict[str, int] = dict(
+                conn.exec_driver_sql(f'SELECT state, count(*) FROM "{s}".outbox GROUP BY state').all()
+            )
             age = conn.exec_driver_sql(
-                f"SELECT extract(epoch FROM now() - min(created_at)) FROM \"{s}\".outbox WHERE state = 'pending'"
+                f'SELECT extract(epoch FROM now() - min(created_at)) FROM "{s}".outbox'
+                " WHERE state = 'pending'"
             ).scalar()
-            stalled = conn.exec_driver_sql(
-                f"""SELECT aggregate_type, aggregate_key, event_id::text, attempts, last_error,
+            stalled = (
+                conn.exec_driver_sql(
+                    f"""SELECT aggregate_type, aggregate_key, event_id::text, attempts, last_error,
                            available_at, lease_owner, lease_expires_at
                     FROM (SELECT DISTINCT ON (aggregate_type, aggregate_key) *
                           FROM "{s}".outbox WHERE state = 'pending'
                           ORDER BY aggregate_type, aggregate_key, id) AS heads
                     WHERE attempts > 0 OR lease_expires_at < now()
                     ORDER BY available_at LIMIT %(n)s""",
-                {"n": stalled_limit},
-            ).mappings().all()
+                    {"n": stalled_limit},
+                )
+                .mappings()
+                .all()
+            )
     except sa_exc.DBAPIError as exc:
         raise translate(exc, schema=s) from exc
     return OutboxStatus(
@@ -56,13 +65,15 @@ def outbox_status(engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA, stalled_li
         published=int(counts.get("published", 0)),
         dead=int(counts.get("dead", 0)),
         oldest_pending_age_seconds=float(age or 0.0),
-        stalled_groups=[{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
-                        for r in stalled],
+        stalled_groups=[
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in stalled
+        ],
     )
 
 
-def retry_dead(engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA,
-               event_ids: Sequence[uuid.UUID | str] | None = None) -> int:
+def retry_dead(
+    engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA, event_ids: Sequence[uuid.UUID | str] | None = None
+) -> int:
     """Put dead rows back to pending with fresh attempts (all of them when ``event_ids`` is None).
 
     A revived row rejoins its group's order by id, after rows that were published meanwhile.
@@ -84,20 +95,32 @@ def retry_dead(engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA,
         raise translate(exc, schema=s) from exc
 
 
-def purge_published(engine: sa.Engine, *, schema: str = DEFAULT_SCHEMA, older_than: timedelta,
-                    batch_size: int = 1000, archive: bool = False, pause_seconds: float = 0.0,
-                    max_batches: int | None = None) -> int:
+def purge_published(
+    engine: sa.Engine,
+    *,
+    schema: str = DEFAULT_SCHEMA,
+    older_than: timedelta,
+    batch_size: int = 1000,
+    archive: bool = False,
+    pause_seconds: float = 0.0,
+    max_batches: int | None = None,
+) -> int:
     """Delete (or move to ``outbox_archive``) published rows older than ``older_than``.
 
     Works in short transactions of ``batch_size`` rows with SKIP LOCKED, so it never holds long
     locks nor waits on a relay; returns the number of rows removed.
     """
     s = check_schema(schema)
-    pick = (f"SELECT id FROM \"{s}\".outbox WHERE state = 'published' AND published_at < "
-            f"now() - make_interval(secs => %(age)s) ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED")
+    pick = (
+        f"SELECT id FROM \"{s}\".outbox WHERE state = 'published' AND published_at < "
+        f"now() - make_interval(secs => %(age)s) ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED"
+    )
     delete = f'DELETE FROM "{s}".outbox WHERE id IN ({pick}) RETURNING *'
-    sql = (f'WITH moved AS ({delete}) INSERT INTO "{s}".outbox_archive SELECT * FROM moved'
-           if archive else delete)
+    sql = (
+        f'WITH moved AS ({delete}) INSERT INTO "{s}".outbox_archive SELECT * FROM moved'
+        if archive
+        else delete
+    )
     params = {"age": older_than.total_seconds(), "n": batch_size}
     total = 0
     batches = 0

@@ -27,9 +27,16 @@ __all__ = [
 
 # SQS error codes that mean "slow down", not "this entry is bad".
 THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "RequestThrottled", "TooManyRequestsException",
-     "AWS.SimpleQueueService.RequestThrottled", "RequestLimitExceeded", "KmsThrottled",
-     "KMS.ThrottlingException"}
+    {
+        "ThrottlingException",
+        "Throttling",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "RequestLimitExceeded",
+        "KmsThrottled",
+        "KMS.ThrottlingException",
+    }
 )
 
 
@@ -133,9 +140,15 @@ class SqsFifoPublisher:
                     # The relay owns retries (per entry, with backoff and attempt counting),
                     # so botocore keeps to one quick retry for connection blips.
                     self._client = boto3.client(
-                        "sqs", region_name=self._region_name, endpoint_url=self._endpoint_url,
-                        config=Config(retries={"mode": "standard", "max_attempts": 2},
-                                      connect_timeout=3, read_timeout=10, max_pool_connections=64),
+                        "sqs",
+                        region_name=self._region_name,
+                        endpoint_url=self._endpoint_url,
+                        config=Config(
+                            retries={"mode": "standard", "max_attempts": 2},
+                            connect_timeout=3,
+                            read_timeout=10,
+                            max_pool_connections=64,
+                        ),
                     )
         return self._client
 
@@ -145,7 +158,7 @@ class SqsFifoPublisher:
         try:
             attrs = self.client.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["FifoQueue", "ContentBasedDeduplication"]
-            )["Attributes"]
+            ).get("Attributes", {})
         except NoCredentialsError as exc:
             raise CredentialsMissingError(
                 "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -193,7 +206,9 @@ class SqsFifoPublisher:
             ) from exc
         except BotoCoreError as exc:
             raise PublishError(f"SendMessageBatch to {self.queue_url} failed: {exc}") from exc
-        outcome = BatchOutcome(succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])])
+        outcome = BatchOutcome(
+            succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])]
+        )
         for failure in response.get("Failed", []):
             code = failure.get("Code", "Unknown")
             throttled = code in THROTTLING_CODES

@@ -65,7 +65,9 @@ class RelayOptions:
     #: smaller id committing later cannot be overtaken (turn off only with one writer per group)
     commit_horizon: bool = True
     #: identifies this relay in leases and logs
-    relay_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    relay_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
     #: how often the oldest-pending-age gauge is refreshed
     lag_interval_seconds: float = 5.0
 
@@ -79,8 +81,11 @@ class RelayOptions:
             ("lease_seconds", self.lease_seconds, self.lease_seconds >= 1),
             ("max_attempts", self.max_attempts, self.max_attempts >= 1),
             ("backoff_base_seconds", self.backoff_base_seconds, self.backoff_base_seconds > 0),
-            ("backoff_max_seconds", self.backoff_max_seconds,
-             self.backoff_max_seconds >= self.backoff_base_seconds),
+            (
+                "backoff_max_seconds",
+                self.backoff_max_seconds,
+                self.backoff_max_seconds >= self.backoff_base_seconds,
+            ),
             ("poll_interval_seconds", self.poll_interval_seconds, self.poll_interval_seconds > 0),
         ]
         for name, value, ok in checks:
@@ -129,8 +134,9 @@ class Relay:
         self.publisher = publisher
         self.metrics = metrics or NullMetrics()
         self._clock = clock
-        self._store = OutboxStore(self.engine, schema=self.options.schema,
-                                  commit_horizon=self.options.commit_horizon)
+        self._store = OutboxStore(
+            self.engine, schema=self.options.schema, commit_horizon=self.options.commit_horizon
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
         self._throttled_until = 0.0
@@ -174,19 +180,29 @@ class Relay:
             time.sleep(min(wait, opts.backoff_max_seconds))
         try:
             token, rows = self._store.claim(
-                owner=opts.relay_id, claim_size=opts.claim_size, rows_per_group=opts.rows_per_group,
-                lease_seconds=opts.lease_seconds, scan=max(opts.claim_size * 4, 500),
+                owner=opts.relay_id,
+                claim_size=opts.claim_size,
+                rows_per_group=opts.rows_per_group,
+                lease_seconds=opts.lease_seconds,
+                scan=max(opts.claim_size * 4, 500),
             )
         except sa_exc.DBAPIError as exc:
             raise translate(exc, schema=opts.schema) from exc
         if not rows:
             return stats
         deadline = self._clock() + opts.lease_seconds * 0.8
-        late = [r for r in rows if r.first_sent_at is not None
-                and r.claimed_at - r.first_sent_at > opts.dedup_window]
+        late = [
+            r
+            for r in rows
+            if r.first_sent_at is not None and r.claimed_at - r.first_sent_at > opts.dedup_window
+        ]
         for r in late:
-            log.warning("late re-send of event %s: first sent %s, past the SQS dedup window; "
-                        "consumers must dedup on the event id", r.event_id, r.first_sent_at)
+            log.warning(
+                "late re-send of event %s: first sent %s, past the SQS dedup window; "
+                "consumers must dedup on the event id",
+                r.event_id,
+                r.first_sent_at,
+            )
         stats.late = len(late)
         if late:
             self.metrics.count(m.LATE_RESENDS, len(late))
@@ -198,13 +214,15 @@ class Relay:
         stats.failed = sum(1 for r in releases if r.spend_attempt)
         stats.throttled = any(r.error and r.error.startswith("throttled") for r in releases)
         try:
-            marked, died = self._store.mark(token=token, published=published, releases=releases,
-                                            max_attempts=opts.max_attempts)
+            marked, died = self._store.mark(
+                token=token, published=published, releases=releases, max_attempts=opts.max_attempts
+            )
         except sa_exc.DBAPIError as exc:
             # The rows stay leased; after the lease they are claimed again and re-sent with the
             # same deduplication ids, so a failed mark costs a duplicate send, never a loss.
-            log.error("marking %d rows failed (they will be re-sent after the lease): %s",
-                      len(published), exc)
+            log.error(
+                "marking %d rows failed (they will be re-sent after the lease): %s", len(published), exc
+            )
             raise translate(exc, schema=opts.schema) from exc
         if marked < len(published):
             log.warning("lease lost on %d rows (another relay took them over)", len(published) - marked)
@@ -226,21 +244,32 @@ class Relay:
         for r in rows:
             try:
                 env = OutboxEnvelope(
-                    event_id=r.event_id, event_type=r.event_type, aggregate_type=r.aggregate_type,
-                    aggregate_key=r.aggregate_key, occurred_at=r.created_at, payload=r.payload,
+                    event_id=r.event_id,
+                    event_type=r.event_type,
+                    aggregate_type=r.aggregate_type,
+                    aggregate_key=r.aggregate_key,
+                    occurred_at=r.created_at,
+                    payload=r.payload,
                     headers=r.headers or {},
                 )
                 body = env.to_json()
                 attrs = message_attributes(r.event_type)
                 size = message_size(body, attrs)
                 if size > self.publisher.max_batch_bytes:
-                    raise OutboxError(f"message is {size:,} bytes, over the "
-                                      f"{self.publisher.max_batch_bytes:,}-byte limit")
-                messages.append(OutboundMessage(
-                    row_id=r.id, event_id=str(r.event_id),
-                    group_id=message_group_id(r.aggregate_type, r.aggregate_key),
-                    deduplication_id=env.deduplication_id, body=body, attributes=attrs, size=size,
-                ))
+                    raise OutboxError(
+                        f"message is {size:,} bytes, over the {self.publisher.max_batch_bytes:,}-byte limit"
+                    )
+                messages.append(
+                    OutboundMessage(
+                        row_id=r.id,
+                        event_id=str(r.event_id),
+                        group_id=message_group_id(r.aggregate_type, r.aggregate_key),
+                        deduplication_id=env.deduplication_id,
+                        body=body,
+                        attributes=attrs,
+                        size=size,
+                    )
+                )
             except OutboxError as exc:
                 # A poison row (written around enqueue's checks): dead now, the rest flows on.
                 releases.append(Release(r.id, f"poison: {exc}", 0.0, True, dead=True))
@@ -272,8 +301,9 @@ class Relay:
             batches.append(current)
         return batches
 
-    def _publish(self, messages: list[OutboundMessage], deadline: float, attempts: dict[int, int]
-                 ) -> tuple[list[int], list[Release]]:
+    def _publish(
+        self, messages: list[OutboundMessage], deadline: float, attempts: dict[int, int]
+    ) -> tuple[list[int], list[Release]]:
         if not messages:
             return [], []
         batches = self._batches(messages)
@@ -283,7 +313,7 @@ class Relay:
             self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="outbox-send")
         futures = [self._pool.submit(self._send_one, b, deadline) for b in batches]
         published: list[int] = []
-        for batch, fut in zip(batches, futures, strict=True):
+        for fut in futures:
             outcome = fut.result()
             published.extend(outcome.succeeded)
             for f in outcome.failed:
@@ -293,24 +323,39 @@ class Relay:
     def _send_one(self, batch: list[OutboundMessage], deadline: float) -> BatchOutcome:
         if self._clock() > deadline:
             # Our lease may have passed to another relay: sending now could overtake it.
-            return BatchOutcome(failed=[EntryFailure(row_id=x.row_id, code="LeaseExpired",
-                                                     reason="lease about to expire", throttled=True)
-                                        for x in batch])
+            return BatchOutcome(
+                failed=[
+                    EntryFailure(
+                        row_id=x.row_id, code="LeaseExpired", reason="lease about to expire", throttled=True
+                    )
+                    for x in batch
+                ]
+            )
         started = time.perf_counter()
         try:
             outcome = self.publisher.publish_batch(batch)
         except PublishError as exc:
             if exc.throttled:
                 self.metrics.count(m.THROTTLED)
-            outcome = BatchOutcome(failed=[
-                EntryFailure(row_id=x.row_id, code="RequestFailed", reason=str(exc),
-                             permanent=not exc.retryable, throttled=exc.throttled)
-                for x in batch
-            ])
+            outcome = BatchOutcome(
+                failed=[
+                    EntryFailure(
+                        row_id=x.row_id,
+                        code="RequestFailed",
+                        reason=str(exc),
+                        permanent=not exc.retryable,
+                        throttled=exc.throttled,
+                    )
+                    for x in batch
+                ]
+            )
         except Exception as exc:  # a publisher bug must not kill the relay or lose the rows
             log.exception("publisher raised")
-            outcome = BatchOutcome(failed=[EntryFailure(row_id=x.row_id, code=type(exc).__name__,
-                                                        reason=str(exc)) for x in batch])
+            outcome = BatchOutcome(
+                failed=[
+                    EntryFailure(row_id=x.row_id, code=type(exc).__name__, reason=str(exc)) for x in batch
+                ]
+            )
         self.metrics.timing(m.BATCH_LATENCY, (time.perf_counter() - started) * 1000)
         return outcome
 
@@ -344,14 +389,17 @@ class Relay:
                 break
         self._report_lag(force=True)
         remaining = self.pending_count()
-        return DrainResult(total.published, total.failed, total.dead, total.late, remaining,
-                           self._clock() - started)
+        return DrainResult(
+            total.published, total.failed, total.dead, total.late, remaining, self._clock() - started
+        )
 
     def pending_count(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.exec_driver_sql(
-                f'SELECT count(*) FROM "{self.options.schema}".outbox WHERE state = \'pending\''
-            ).scalar_one())
+            return int(
+                conn.exec_driver_sql(
+                    f"SELECT count(*) FROM \"{self.options.schema}\".outbox WHERE state = 'pending'"
+                ).scalar_one()
+            )
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; in-flight batches finish and are marked before return."""
@@ -416,8 +464,9 @@ class RelayThread:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=relay.run_forever, args=(self._stop,),
-                                        name="outbox-relay", daemon=True)
+        self._thread = threading.Thread(
+            target=relay.run_forever, args=(self._stop,), name="outbox-relay", daemon=True
+        )
         self._thread.start()
 
     @property

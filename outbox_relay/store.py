@@ -124,7 +124,7 @@ class OutboxStore:
         self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
     ) -> tuple[int, list[ClaimedRow]]:
         with self.engine.begin() as conn:
-            candidates = conn.exec_driver_sql(self._candidates, {"scan": scan}).all()
+            candidates = list(conn.exec_driver_sql(self._candidates, {"scan": scan}).all())
             if not candidates:
                 return 0, []
             heads, ids = select_claimable(candidates, claim_size=claim_size, rows_per_group=rows_per_group)
@@ -132,27 +132,38 @@ class OutboxStore:
                 return 0, []
             locked = set(conn.exec_driver_sql(self._lock_heads, {"ids": heads}).scalars())
             if len(locked) != len(heads):
-                lost = {(c.aggregate_type, c.aggregate_key) for c in candidates if c.id in heads
-                        and c.id not in locked}
-                ids = [c.id for c in candidates if c.id in set(ids)
-                       and (c.aggregate_type, c.aggregate_key) not in lost]
+                lost = {
+                    (c.aggregate_type, c.aggregate_key)
+                    for c in candidates
+                    if c.id in heads and c.id not in locked
+                }
+                ids = [
+                    c.id
+                    for c in candidates
+                    if c.id in set(ids) and (c.aggregate_type, c.aggregate_key) not in lost
+                ]
             if not ids:
                 return 0, []
-            token = conn.exec_driver_sql(f'SELECT nextval(\'"{self.schema}".outbox_lease_seq\')').scalar_one()
-            rows = conn.exec_driver_sql(
-                self._lease, {"owner": owner, "token": token, "lease": lease_seconds, "ids": ids}
-            ).all()
+            token = conn.exec_driver_sql(f"SELECT nextval('\"{self.schema}\".outbox_lease_seq')").scalar_one()
+            rows = list(
+                conn.exec_driver_sql(
+                    self._lease, {"owner": owner, "token": token, "lease": lease_seconds, "ids": ids}
+                ).all()
+            )
         rows.sort(key=lambda r: r.id)
         return int(token), [ClaimedRow(*r) for r in rows]
 
-    def mark(self, *, token: int, published: list[int], releases: list[Release],
-             max_attempts: int) -> tuple[int, list[Any]]:
+    def mark(
+        self, *, token: int, published: list[int], releases: list[Release], max_attempts: int
+    ) -> tuple[int, list[Any]]:
         """One transaction: published rows, then failures; returns (marked, rows that died).
         Rows whose lease token changed (another relay took over) are left alone: fencing."""
         with self.engine.begin() as conn:
             marked = 0
             if published:
-                marked = conn.exec_driver_sql(self._mark_published, {"ids": published, "token": token}).rowcount
+                marked = conn.exec_driver_sql(
+                    self._mark_published, {"ids": published, "token": token}
+                ).rowcount
             died: list[Any] = []
             if releases:
                 result = conn.exec_driver_sql(

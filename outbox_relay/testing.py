@@ -55,7 +55,9 @@ class FaultySqsClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
 
-    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(
+        self, *, QueueUrl: str, Entries: list[dict[str, Any]], **kw: Any
+    ) -> dict[str, Any]:
         with self._lock:
             self.calls += 1
             throttle = self._rng.random() < self.throttle_rate
@@ -63,18 +65,28 @@ class FaultySqsClient:
         if throttle:
             with self._lock:
                 self.injected_throttles += 1
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessageBatch")
+            error: Any = {
+                "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(error, "SendMessageBatch")
         failed: list[dict[str, Any]] = []
         forward: list[dict[str, Any]] = []
         for e in Entries:
             reason = self.fail_entry(e) if self.fail_entry else None
             if reason:
-                failed.append({"Id": e["Id"], "SenderFault": True, "Code": "InvalidParameterValue",
-                               "Message": reason})
+                failed.append(
+                    {"Id": e["Id"], "SenderFault": True, "Code": "InvalidParameterValue", "Message": reason}
+                )
             elif e["Id"] in doomed:
-                failed.append({"Id": e["Id"], "SenderFault": False, "Code": "InternalError",
-                               "Message": "injected entry failure"})
+                failed.append(
+                    {
+                        "Id": e["Id"],
+                        "SenderFault": False,
+                        "Code": "InternalError",
+                        "Message": "injected entry failure",
+                    }
+                )
             else:
                 forward.append(e)
         successful: list[dict[str, Any]] = []
@@ -85,8 +97,11 @@ class FaultySqsClient:
             ok = {s["Id"] for s in successful}
             now = time.monotonic()
             with self._lock:
-                self.sent.extend(SentEntry(e["MessageGroupId"], e["MessageDeduplicationId"], e["MessageBody"], now)
-                                 for e in forward if e["Id"] in ok)
+                self.sent.extend(
+                    SentEntry(e["MessageGroupId"], e["MessageDeduplicationId"], e["MessageBody"], now)
+                    for e in forward
+                    if e["Id"] in ok
+                )
             if self.after_send:
                 self.after_send(forward)
         with self._lock:

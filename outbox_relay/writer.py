@@ -59,8 +59,11 @@ def enqueue(
     """
     event_id = event_id or uuid.uuid4()
     eid = str(event_id)
-    for name, value in (("aggregate_type", aggregate_type), ("aggregate_key", aggregate_key),
-                        ("event_type", event_type)):
+    for name, value in (
+        ("aggregate_type", aggregate_type),
+        ("aggregate_key", aggregate_key),
+        ("event_type", event_type),
+    ):
         if not isinstance(value, str) or not value:
             raise InvalidEventError(f"event {eid}: {name} must be a non-empty string, got {value!r}")
     message_group_id(aggregate_type, aggregate_key)
@@ -69,20 +72,31 @@ def enqueue(
     payload_json = dumps(payload, what="payload", event_id=eid)
     headers_json = dumps(dict(headers or {}), what="headers", event_id=eid)
     size = estimated_size(
-        event_id=eid, event_type=event_type, aggregate_type=aggregate_type,
-        aggregate_key=aggregate_key, payload_json=payload_json, headers_json=headers_json,
+        event_id=eid,
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_key=aggregate_key,
+        payload_json=payload_json,
+        headers_json=headers_json,
     )
     if size > max_message_bytes:
         raise PayloadTooLargeError(
             f"event {eid} ({event_type}): the SQS message would be {size:,} bytes, over the "
             f"{max_message_bytes:,}-byte limit; store the payload elsewhere (e.g. S3) and enqueue a "
             "reference to it (claim-check pattern)",
-            event_id=eid, size=size, limit=max_message_bytes,
+            event_id=eid,
+            size=size,
+            limit=max_message_bytes,
         )
     params = {
-        "event_id": event_id, "aggregate_type": aggregate_type, "aggregate_key": aggregate_key,
-        "event_type": event_type, "payload": payload_json, "headers": headers_json,
-        "available_at": available_at, "channel": notify_channel(schema),
+        "event_id": event_id,
+        "aggregate_type": aggregate_type,
+        "aggregate_key": aggregate_key,
+        "event_type": event_type,
+        "payload": payload_json,
+        "headers": headers_json,
+        "available_at": available_at,
+        "channel": notify_channel(schema),
     }
     _execute(target, _SQL.format(schema=check_schema(schema)), params)
     return event_id

@@ -60,17 +60,34 @@ def _fill(engine: sa.Engine, schema: str, groups: int, per_group: int) -> None:
     with engine.begin() as conn:
         for seq in range(per_group):
             for g in range(groups):
-                enqueue(conn, aggregate_type="acct", aggregate_key=f"g{g}", event_type="E",
-                        payload={"seq": seq}, schema=schema)
+                enqueue(
+                    conn,
+                    aggregate_type="acct",
+                    aggregate_key=f"g{g}",
+                    event_type="E",
+                    payload={"seq": seq},
+                    schema=schema,
+                )
 
 
-def _run_relays(engine: sa.Engine, schema: str, sink: FifoModel, n: int, stop: threading.Event,
-                **opts: Any) -> list[threading.Thread]:
+def _run_relays(
+    engine: sa.Engine, schema: str, sink: FifoModel, n: int, stop: threading.Event, **opts: Any
+) -> list[threading.Thread]:
     threads = []
     for i in range(n):
-        relay = Relay(engine=engine, publisher=sink, options=RelayOptions(
-            schema=schema, listen=False, poll_interval_seconds=0.02, relay_id=f"r{i}", claim_size=40,
-            concurrency=4, **opts))
+        relay = Relay(
+            engine=engine,
+            publisher=sink,
+            options=RelayOptions(
+                schema=schema,
+                listen=False,
+                poll_interval_seconds=0.02,
+                relay_id=f"r{i}",
+                claim_size=40,
+                concurrency=4,
+                **opts,
+            ),
+        )
         t = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
         t.start()
         threads.append(t)
@@ -79,8 +96,11 @@ def _run_relays(engine: sa.Engine, schema: str, sink: FifoModel, n: int, stop: t
 
 def _pending(engine: sa.Engine, schema: str, where: str = "true") -> int:
     with engine.connect() as c:
-        return int(c.exec_driver_sql(
-            f"SELECT count(*) FROM \"{schema}\".outbox WHERE state = 'pending' AND {where}").scalar_one())
+        return int(
+            c.exec_driver_sql(
+                f"SELECT count(*) FROM \"{schema}\".outbox WHERE state = 'pending' AND {where}"
+            ).scalar_one()
+        )
 
 
 @pytest.mark.parametrize("rows_per_group", [1, 5])
@@ -92,7 +112,8 @@ def test_three_relays_keep_order_per_aggregate_while_a_head_is_locked(engine, ou
     txn = locker.begin()
     # another transaction holds the head of g3 (e.g. an operator's UPDATE in progress)
     locker.exec_driver_sql(
-        f"SELECT id FROM \"{outbox}\".outbox WHERE aggregate_key = 'g3' ORDER BY id LIMIT 1 FOR UPDATE")
+        f"SELECT id FROM \"{outbox}\".outbox WHERE aggregate_key = 'g3' ORDER BY id LIMIT 1 FOR UPDATE"
+    )
     threads = _run_relays(engine, outbox, sink, 3, stop, rows_per_group=rows_per_group)
     try:
         deadline = time.monotonic() + 30
@@ -141,7 +162,9 @@ def test_commit_horizon_holds_back_rows_that_could_be_overtaken(engine, outbox):
     tx1 = t1.begin()
     enqueue(t1, aggregate_type="acct", aggregate_key="a", event_type="E", payload={"seq": 0}, schema=outbox)
     with engine.begin() as t2:
-        enqueue(t2, aggregate_type="acct", aggregate_key="a", event_type="E", payload={"seq": 1}, schema=outbox)
+        enqueue(
+            t2, aggregate_type="acct", aggregate_key="a", event_type="E", payload={"seq": 1}, schema=outbox
+        )
     assert relay.run_once() == 0, "seq 1 was published while seq 0 was still uncommitted"
     tx1.commit()
     t1.close()
@@ -150,9 +173,8 @@ def test_commit_horizon_holds_back_rows_that_could_be_overtaken(engine, outbox):
 
 
 def test_sigterm_finishes_in_flight_batches_then_exits(engine, database_url, outbox, aws_env):
-    from moto.server import ThreadedMotoServer
-
     import boto3
+    from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
@@ -164,10 +186,30 @@ def test_sigterm_finishes_in_flight_batches_then_exits(engine, database_url, out
         _fill(engine, outbox, groups=50, per_group=8)
         env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "outbox_relay.cli", "relay", "--database-url", database_url,
-             "--schema", outbox, "--queue-url", queue_url, "--endpoint-url", endpoint, "--no-listen",
-             "--concurrency", "4", "--claim-size", "40"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "outbox_relay.cli",
+                "relay",
+                "--database-url",
+                database_url,
+                "--schema",
+                outbox,
+                "--queue-url",
+                queue_url,
+                "--endpoint-url",
+                endpoint,
+                "--no-listen",
+                "--concurrency",
+                "4",
+                "--claim-size",
+                "40",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while _pending(engine, outbox) == 400 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -176,10 +218,12 @@ def test_sigterm_finishes_in_flight_batches_then_exits(engine, database_url, out
         assert proc.returncode == 0, err
         assert "finishing in-flight batches" in err
         with engine.connect() as c:
-            leased = c.exec_driver_sql(f'SELECT count(*) FROM "{outbox}".outbox WHERE lease_token IS NOT NULL'
-                                       ).scalar_one()
+            leased = c.exec_driver_sql(
+                f'SELECT count(*) FROM "{outbox}".outbox WHERE lease_token IS NOT NULL'
+            ).scalar_one()
             published = c.exec_driver_sql(
-                f"SELECT count(*) FROM \"{outbox}\".outbox WHERE state = 'published'").scalar_one()
+                f"SELECT count(*) FROM \"{outbox}\".outbox WHERE state = 'published'"
+            ).scalar_one()
         assert leased == 0, "in-flight rows were abandoned instead of marked"
         assert 0 < published < 400, "SIGTERM came too late to test draining"
         attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
