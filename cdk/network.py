@@ -8,17 +8,25 @@ from constructs import Construct
 
 from cdk.security import EncryptionKey
 
-__all__ = ["Network"]
+__all__ = ["VPC_CIDR", "Network"]
+
+VPC_CIDR = "10.40.0.0/16"
 
 
 class Network(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, nat_gateways: int, keys: EncryptionKey) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, nat_gateways: int, keys: EncryptionKey
+    ) -> None:
         super().__init__(scope, construct_id)
-        subnets = [ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)]
+        subnets = [
+            ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)
+        ]
         if nat_gateways:
             subnets += [
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
+                ec2.SubnetConfiguration(
+                    name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
+                ),
             ]
         else:
             subnets.append(
@@ -27,7 +35,7 @@ class Network(Construct):
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
+            ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
             max_azs=2,
             nat_gateways=nat_gateways,
             subnet_configuration=subnets,
@@ -50,9 +58,25 @@ class Network(Construct):
         if not nat_gateways:
             # Without NAT the VPC functions reach AWS APIs only through interface endpoints:
             # SQS (relay), Secrets Manager (DB username; secret rotation), CloudWatch (metrics).
+            # HTTPS from inside the VPC only (a literal CIDR, so cdk-nag EC23 can evaluate it).
+            endpoint_sg = ec2.SecurityGroup(
+                self,
+                "EndpointSg",
+                vpc=self.vpc,
+                description="VPC interface endpoints",
+                allow_all_outbound=False,
+            )
+            endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(443), "HTTPS from the VPC")
             for name, service in (
                 ("SqsEndpoint", ec2.InterfaceVpcEndpointAwsService.SQS),
                 ("SecretsManagerEndpoint", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
                 ("MonitoringEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
             ):
-                self.vpc.add_interface_endpoint(name, service=service, subnets=self.app_subnets, private_dns_enabled=True)
+                self.vpc.add_interface_endpoint(
+                    name,
+                    service=service,
+                    subnets=self.app_subnets,
+                    private_dns_enabled=True,
+                    open=False,
+                    security_groups=[endpoint_sg],
+                )

@@ -8,7 +8,26 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-__all__ = ["EncryptionKey"]
+__all__ = ["EncryptionKey", "retention_days"]
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+
+def retention_days(days: int) -> logs.RetentionDays:
+    """CloudWatch Logs retention for ``days`` (one of the keys of ``_RETENTION``)."""
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}, got {days}") from None
 
 
 class EncryptionKey(Construct):
@@ -33,7 +52,13 @@ class EncryptionKey(Construct):
             iam.PolicyStatement(
                 sid="AllowCloudWatchLogs",
                 principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 resources=["*"],  # key policy: "*" means this key
                 conditions={
                     "ArnLike": {

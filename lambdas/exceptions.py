@@ -16,11 +16,13 @@ original is always chained with ``raise ... from exc``.
 from __future__ import annotations
 
 __all__ = [
+    "RETRYABLE_ERROR_NAMES",
     "BusinessRuleViolation",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DispatchFailed",
     "IdempotencyConflict",
+    "IdempotencyStoreUnavailable",
     "InvalidOrderTransition",
     "InvalidRequest",
     "InventoryUnavailable",
@@ -29,6 +31,7 @@ __all__ = [
     "PaymentDeclined",
     "RefundFailed",
     "ShipmentFailed",
+    "StepInProgress",
     "TransientError",
     "UnknownAction",
 ]
@@ -96,3 +99,25 @@ class DatabaseUnavailable(TransientError):
 
 class DispatchFailed(TransientError):
     """Starting a Step Functions execution failed (throttling, 5xx, any ClientError)."""
+
+
+class StepInProgress(TransientError):
+    """The same step (execution + state) is running in another invocation right now."""
+
+
+class IdempotencyStoreUnavailable(TransientError):
+    """The DynamoDB idempotency table could not be read or written."""
+
+
+#: Error names (Step Functions matches names exactly, not class hierarchies) worth a Retry;
+#: the business failures above are final and should go straight to the Catch.
+RETRYABLE_ERROR_NAMES = (
+    "DatabaseUnavailable",
+    "StepInProgress",
+    "IdempotencyStoreUnavailable",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "States.Timeout",
+)

@@ -59,7 +59,7 @@ class Runtime:
         self.config = config
         self._engine = engine
         self._owns_engine = False
-        self._session = boto3_session
+        self._session: Any = boto3_session
         self._clients: dict[str, Any] = {
             k: v
             for k, v in {
@@ -109,7 +109,12 @@ class Runtime:
         cfg = self.config
         cfg.require("database")
         # A Lambda handles one request at a time: a tiny pool, checked before use.
-        options: dict[str, Any] = {"pool_size": 1, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 600}
+        options: dict[str, Any] = {
+            "pool_size": 1,
+            "max_overflow": 2,
+            "pool_pre_ping": True,
+            "pool_recycle": 600,
+        }
         if cfg.database_url is not None:
             from outbox_relay.embedded import sqlalchemy_url
 
@@ -125,7 +130,9 @@ class Runtime:
             secret = self.client("secretsmanager").get_secret_value(SecretId=cfg.database_secret_arn)
             username = json.loads(secret["SecretString"])["username"]
         except (ClientError, BotoCoreError) as exc:
-            raise ConfigurationError(f"cannot read DATABASE_SECRET_ARN {cfg.database_secret_arn}: {exc}") from exc
+            raise ConfigurationError(
+                f"cannot read DATABASE_SECRET_ARN {cfg.database_secret_arn}: {exc}"
+            ) from exc
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigurationError(
                 f"DATABASE_SECRET_ARN {cfg.database_secret_arn} has no JSON 'username' field"

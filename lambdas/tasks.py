@@ -53,7 +53,9 @@ class StepTask:
             raise MalformedEvent(f"step payload field 'kind' must be one of {KINDS}, got {values['kind']!r}")
         event = payload.get("event")
         if not isinstance(event, Mapping) or not isinstance(event.get("payload"), Mapping):
-            raise MalformedEvent("step payload field 'event' must be an outbox envelope with a 'payload' object")
+            raise MalformedEvent(
+                "step payload field 'event' must be an outbox envelope with a 'payload' object"
+            )
         results = payload.get("results") or {}
         if not isinstance(results, Mapping):
             raise MalformedEvent("step payload field 'results' must be an object")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ def embedded_postgres_url(data_dir: str | os.PathLike[str] | None = None) -> str
     path = str(Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="saga-outbox-pg-")))
     server = _servers.get(path)
     if server is None:
+        logging.getLogger("pgserver").setLevel(logging.WARNING)  # its INFO drowns our output
         server = pgserver.get_server(path, cleanup_mode="stop")
         _servers[path] = server
     return sqlalchemy_url(server.get_uri())  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workflows.compiler import compile_definition, to_json
+from workflows.definition import WorkflowKind
 from workflows.exceptions import WorkflowError
 from workflows.registry import all_workflows, default_routes, get_workflow
 
@@ -41,7 +42,7 @@ def _list(args: argparse.Namespace) -> int:
     for workflow in all_workflows():
         events = ", ".join(r.event_type for r in routes if r.workflow == workflow.name) or "-"
         steps = " -> ".join(s.name for s in workflow.steps)
-        print(f"{workflow.name}\t{workflow.kind.value}\t{steps}\tstarted by: {events}")
+        print(f"{workflow.name}\t{WorkflowKind(workflow.kind).value}\t{steps}\tstarted by: {events}")
     return 0
 
 

@@ -80,10 +80,11 @@ class Step:
     retry: RetryPolicy = DEFAULT_RETRY
     timeout_seconds: int = 30
     idempotent: bool = False
-    integration: Integration = Integration.LAMBDA
+    integration: Integration | str = Integration.LAMBDA
+    """An :class:`Integration` or its value; always an :class:`Integration` after construction."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.integration, str) and not isinstance(self.integration, Integration):
+        if not isinstance(self.integration, Integration):
             try:
                 object.__setattr__(self, "integration", Integration(self.integration))
             except ValueError:
@@ -112,14 +113,15 @@ class Workflow:
     """
 
     name: str
-    kind: WorkflowKind = WorkflowKind.STANDARD
+    kind: WorkflowKind | str = WorkflowKind.STANDARD
+    """A :class:`WorkflowKind` or its value; always a :class:`WorkflowKind` after construction."""
     steps: Sequence[Step] = ()
     on_success: Step | None = None
     on_compensated: Step | None = None
     function: str = "steps"
 
     def __post_init__(self) -> None:
-        if isinstance(self.kind, str) and not isinstance(self.kind, WorkflowKind):
+        if not isinstance(self.kind, WorkflowKind):
             try:
                 object.__setattr__(self, "kind", WorkflowKind(self.kind))
             except ValueError:

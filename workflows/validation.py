@@ -125,6 +125,8 @@ def _state_names(workflow: Workflow) -> list[str]:
 
 
 def _check_express(workflow: Workflow) -> None:
+    from workflows.definition import Integration
+
     where = f"Express workflow {workflow.name!r}"
     if workflow.on_compensated is not None:
         raise error(
@@ -143,10 +145,10 @@ def _check_express(workflow: Workflow) -> None:
                 step.compensation,
                 "Express workflows do not compensate; use a Standard workflow",
             )
-        if step.integration.pattern in ("sync", "waitForTaskToken"):
+        if Integration(step.integration).pattern in ("sync", "waitForTaskToken"):
             raise error(
                 f"integration of step {step.name!r} in {where}",
-                step.integration.value,
+                str(step.integration),
                 "Express workflows do not support .sync or .waitForTaskToken",
             )
     worst = workflow.worst_case_seconds()

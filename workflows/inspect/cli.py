@@ -87,7 +87,7 @@ def _print_report(report: ExecutionReport, out: TextIO) -> None:
         ("Stopped", _ts(report.stop_date)),
     ]
     if report.error or report.cause:
-        fields.append(("Error", f"{report.error or ''}: {_one_line(report.cause, 200)}"))
+        fields.append(("Error", ": ".join(x for x in (report.error, _one_line(report.cause, 200)) if x)))
     if report.console_url:
         fields.append(("Console", report.console_url))
     width = max(len(k) for k, _ in fields)

@@ -165,7 +165,7 @@ class ExecutionInspector:
             kwargs: dict[str, Any] = {"stateMachineArn": arn}
             if status is not None:
                 kwargs["statusFilter"] = status.upper()
-            pagination = {"MaxItems": max_results} if max_results else {}
+            pagination: Any = {"MaxItems": max_results} if max_results else {}
             try:
                 pages = self.client.get_paginator("list_executions").paginate(
                     **kwargs, PaginationConfig=pagination
@@ -214,7 +214,7 @@ class ExecutionInspector:
     def describe_execution(self, execution_arn: str) -> ExecutionReport:
         """Status, path taken, per-state outcomes, events and graph of one execution."""
         try:
-            execution = dict(self.client.describe_execution(executionArn=execution_arn))
+            execution: dict[str, Any] = dict(self.client.describe_execution(executionArn=execution_arn))
         except _AWS_ERRORS as exc:
             raise translate(exc, operation="DescribeExecution", execution_arn=execution_arn) from exc
         definition = self._definition_for(execution_arn, execution["stateMachineArn"])

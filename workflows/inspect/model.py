@@ -4,7 +4,6 @@ events-table rows, state runs, the path taken and one outcome per state. No AWS 
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +52,7 @@ class Outcome(StrEnum):
 class GraphNode:
     name: str
     type: str
+    kind: str | None  # Parameters.Payload.kind when present: "action" | "compensation" | "hook"
     compensation: bool
     compensates: str | None
     end: bool
@@ -66,6 +66,7 @@ class GraphNode:
         return {
             "name": self.name,
             "type": self.type,
+            "kind": self.kind,
             "compensation": self.compensation,
             "compensates": self.compensates,
             "end": self.end,
@@ -169,13 +170,16 @@ def _compensation_target(name: str, state: Mapping[str, Any], actions: Sequence[
     rest = _strip_prefix(name)
     if rest in actions:
         return rest
-    # ReleaseStock -> ReserveStock, RefundPayment -> ChargePayment: same object word, one candidate only.
+    # ReleaseStock -> ReserveStock, RefundPayment -> ChargePayment: the longest shared word suffix
+    # that names exactly one action.
     words = _split_words(rest)
-    if len(words) > 1:
-        suffix = "".join(words[1:])
+    for start in range(len(words)):
+        suffix = "".join(words[start:])
         matches = [a for a in actions if a.endswith(suffix)]
         if len(matches) == 1:
             return matches[0]
+        if matches:
+            break
     return None
 
 
@@ -201,6 +205,44 @@ def _edges(name: str, state: Mapping[str, Any]) -> list[GraphEdge]:
     return unique
 
 
+def _layers(start_at: str, names: Sequence[str], edges: Sequence[GraphEdge]) -> dict[str, int]:
+    """Longest-path layering from StartAt, ignoring edges that close a loop (found by DFS)."""
+    children: dict[str, list[str]] = {n: [] for n in names}
+    for edge in edges:
+        children[edge.source].append(edge.target)
+    order: list[str] = []  # reverse post-order = a topological order of the loop-free graph
+    back: set[tuple[str, str]] = set()
+    state: dict[str, int] = {}  # 1 on the DFS stack, 2 done
+    roots = [start_at] if start_at in children else []
+    roots += [n for n in names if n != start_at]
+    for root in roots:
+        if root in state:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            node, i = stack.pop()
+            if i < len(children[node]):
+                stack.append((node, i + 1))
+                child = children[node][i]
+                if state.get(child) == 1:
+                    back.add((node, child))
+                elif child not in state:
+                    state[child] = 1
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                order.append(node)
+    order.reverse()
+    layer: dict[str, int] = {}
+    for node in order:
+        layer.setdefault(node, 0)
+        for child in children[node]:
+            if (node, child) not in back:
+                layer[child] = max(layer.get(child, 0), layer[node] + 1)
+    return layer
+
+
 def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
     """Top-level states of an ASL definition as a top-down layered graph (BFS depth from StartAt)."""
     doc = _load(definition)
@@ -208,26 +250,26 @@ def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
     start_at = str(doc["StartAt"])
     edges = [e for name, st in states.items() for e in _edges(name, st) if e.target in states]
 
-    layer: dict[str, int] = {}
-    if start_at in states:
-        layer[start_at] = 0
-        queue = deque([start_at])
-        while queue:
-            current = queue.popleft()
-            for edge in edges:
-                if edge.source == current and edge.target not in layer:
-                    layer[edge.target] = layer[current] + 1
-                    queue.append(edge.target)
-    deepest = max(layer.values(), default=-1)
-    for name in states:  # unreachable states go below everything else
-        if name not in layer:
-            deepest += 1
-            layer[name] = deepest
-
-    actions = [n for n, st in states.items() if st.get("Type") == "Task" and not _is_compensation(n, st)]
+    layer = _layers(start_at, list(states), edges)
+    actions = [
+        n
+        for n, st in states.items()
+        if st.get("Type") == "Task" and not _is_compensation(n, st) and _payload(st).get("kind") != "hook"
+    ]
     layers: dict[int, list[str]] = {}
     for name in layer:
         layers.setdefault(layer[name], []).append(name)
+    # one top-down barycentre sweep: order each layer by the mean position of its parents
+    position: dict[str, float] = {}
+    for index in sorted(layers):
+
+        def barycentre(name: str) -> float:
+            parents = [position[e.source] for e in edges if e.target == name and e.source in position]
+            return sum(parents) / len(parents) if parents else float("inf")
+
+        layers[index].sort(key=barycentre)  # stable: definition order breaks ties
+        for i, name in enumerate(layers[index]):
+            position[name] = i - (len(layers[index]) - 1) / 2
 
     def width_of(name: str) -> int:
         return max(130, 8 * len(name) + 30)
@@ -247,6 +289,7 @@ def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
                 GraphNode(
                     name=name,
                     type=str(st.get("Type", "")),
+                    kind=kind if isinstance(kind := _payload(st).get("kind"), str) else None,
                     compensation=comp,
                     compensates=_compensation_target(name, st, actions) if comp else None,
                     end=bool(st.get("End")) or st.get("Type") in ("Succeed", "Fail"),
@@ -502,11 +545,12 @@ def _classify(node: GraphNode, runs: Sequence[StateRun], running: bool) -> Outco
     if not runs:
         return Outcome.NOT_REACHED
     last = runs[-1]
-    if last.failed or node.type == "Fail":
+    if node.type == "Fail":
         return Outcome.FAILED
-    if last.exited_id is None and node.type not in ("Succeed",):
+    if last.exited_id is None and node.type != "Succeed":
+        # still open: a failed attempt may yet be retried or caught
         return Outcome.RUNNING if running else Outcome.FAILED
-    return Outcome.SUCCEEDED
+    return Outcome.FAILED if last.failed else Outcome.SUCCEEDED
 
 
 def build_report(
@@ -549,6 +593,7 @@ def build_report(
                 if (a := graph.node(r.name)) is not None
                 and a.type == "Task"
                 and not a.compensation
+                and a.kind != "hook"
                 and r.exited_id is not None
                 and r.exited_id < run.entered_id
                 and outcomes.get(r.name) == Outcome.SUCCEEDED

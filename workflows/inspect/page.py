@@ -95,7 +95,7 @@ tr.clickable { cursor: pointer; } tr.selected { background: #fff7d6; }
 .split { display: flex; gap: 16px; align-items: flex-start; }
 .graph-pane { flex: 0 0 auto; max-width: 50%; overflow-x: auto; }
 .events-pane { flex: 1 1 auto; min-width: 0; }
-#graph svg { background: #fff; border: 1px solid #ddd; }
+#graph svg { background: #fff; border: 1px solid #ddd; max-width: 100%; height: auto; }
 .node rect { stroke: #333; stroke-width: 1; rx: 6; }
 .node.compensation rect { stroke-dasharray: 5 3; stroke-width: 2; }
 .node text { fill: #fff; font-size: 12px; font-weight: 600; pointer-events: none; }
@@ -116,6 +116,7 @@ details summary { cursor: pointer; color: #555; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; margin: 0 0 8px; }
 dt { font-weight: 600; } dd { margin: 0; }
 .error { color: #c62828; font-weight: 600; }
+#states td { overflow-wrap: anywhere; }
 """
 
 APP_JS = r"""
@@ -197,7 +198,8 @@ function drawGraph(graph, outcomes, path, onSelect) {
                            role: "img", "aria-label": "state machine graph"});
   const defs = svg("defs", {});
   const marker = svg("marker", {id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5",
-                                markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse"});
+                                markerWidth: "9", markerHeight: "9", markerUnits: "userSpaceOnUse",
+                                orient: "auto-start-reverse"});
   marker.append(svg("path", {d: "M 0 0 L 10 5 L 0 10 z", fill: "#555"}));
   defs.append(marker);
   root.append(defs);
@@ -246,7 +248,8 @@ function renderEvents(events, selected) {
     const io = el("td", {});
     for (const [label, value] of [["input", ev.input], ["output", ev.output], ["error", ev.error ? ev.error + ": " + (ev.cause || "") : null]]) {
       if (value === null || value === undefined) continue;
-      io.append(el("details", {class: label}, el("summary", {}, label), el("pre", {}, pretty(value))));
+      io.append(el("details", {class: label, open: label === "error" ? "" : null},
+                   el("summary", {}, label), el("pre", {}, pretty(value))));
     }
     body.append(el("tr", {"data-event-id": String(ev.id), "data-event-type": ev.type, "data-state": ev.state || ""},
       el("td", {}, String(ev.id)), el("td", {}, ev.type), el("td", {}, ev.state || ""),
@@ -268,7 +271,7 @@ async function loadExecution() {
   add("State machine", report.state_machine_arn);
   add("Started", fmt(report.start_date));
   add("Stopped", fmt(report.stop_date));
-  if (report.error || report.cause) add("Error", (report.error || "") + ": " + (report.cause || ""));
+  if (report.error || report.cause) add("Error", [report.error, report.cause].filter(Boolean).join(": "));
   add("Path", el("span", {id: "path"}, report.path.join(" → ")));
   if (report.compensations.length) add("Compensations", el("span", {id: "compensations"}, report.compensations.join(", ")));
   if (report.console_url) add("Console", el("a", {href: report.console_url, target: "_blank", rel: "noopener"}, "open in AWS console"));

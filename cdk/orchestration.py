@@ -1,0 +1,97 @@
+"""Step Functions state machines, one per workflow of :func:`workflows.all_workflows`.
+
+The ASL comes from :func:`workflows.compile_definition`, the same function the local runtime
+uses, compiled once here with ``${...}`` placeholders for the Lambda ARNs; CloudFormation fills
+them through ``DefinitionSubstitutions``. No ASL is written by hand in this package.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk.nag import acknowledge
+from cdk.security import EncryptionKey
+
+__all__ = ["Orchestration", "compiled_definitions", "placeholder"]
+
+
+def placeholder(function: str) -> str:
+    """Substitution variable of a logical function name: ``"steps"`` -> ``"StepsFunctionArn"``."""
+    words = re.split(r"[^A-Za-z0-9]+", function)
+    return "".join(w[:1].upper() + w[1:] for w in words if w) + "FunctionArn"
+
+
+def compiled_definitions() -> dict[str, tuple[Any, dict[str, Any]]]:
+    """``{workflow name: (workflow, ASL dict with "${<Function>FunctionArn}" placeholders)}``."""
+    from workflows import all_workflows, compile_definition
+
+    result: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for workflow in all_workflows():
+        arns = {workflow.function: "${" + placeholder(workflow.function) + "}"}
+        result[workflow.name] = (workflow, compile_definition(workflow, function_arns=arns))
+    return result
+
+
+class Orchestration(Construct):
+    """Standard (sagas) and Express (projections) state machines with logging ALL and X-Ray."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        keys: EncryptionKey,
+        functions: Mapping[str, lambda_.IFunction],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack_name = Stack.of(self).stack_name
+        self.state_machines: dict[str, sfn.StateMachine] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        self.kinds: dict[str, str] = {}
+        for name, (workflow, definition) in compiled_definitions().items():
+            try:
+                fn = functions[workflow.function]
+            except KeyError:
+                raise ValueError(
+                    f"workflow {name!r} invokes function {workflow.function!r}; deployed: {sorted(functions)}"
+                ) from None
+            kind = str(getattr(workflow.kind, "value", workflow.kind))
+            # "/aws/vendedlogs/" keeps the log-delivery resource policy small (AWS recommendation).
+            log_group = keys.log_group(
+                self, f"{name}Logs", name=f"/aws/vendedlogs/states/{stack_name}-{name}"
+            )
+            sm = sfn.StateMachine(
+                self,
+                name,
+                state_machine_name=f"{stack_name}-{name}",
+                state_machine_type=sfn.StateMachineType(kind),
+                definition_body=sfn.DefinitionBody.from_string(json.dumps(definition)),
+                definition_substitutions={placeholder(workflow.function): fn.function_arn},
+                logs=sfn.LogOptions(
+                    destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+                ),
+                tracing_enabled=True,
+            )
+            # Exactly the unqualified function ARN the definition uses (grant_invoke would add ":*").
+            sm.add_to_role_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn])
+            )
+            acknowledge(
+                sm.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "Step Functions log delivery (logs:CreateLogDelivery, logs:*LogDelivery*, "
+                "logs:DescribeResourcePolicies/LogGroups) and X-Ray tracing require Resource '*'.",
+            )
+            self.state_machines[name] = sm
+            self.log_groups[name] = log_group
+            self.kinds[name] = kind

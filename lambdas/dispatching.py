@@ -1,0 +1,155 @@
+"""Start the Step Functions executions an outbox event is routed to.
+
+Standard workflows: ``StartExecution(name=workflows.execution_name(workflow, event_id))``. The
+name is a pure function of the event, so a redelivered or re-sent message maps to the same
+execution: the service returns the same execution (same name + input while open) or raises
+``ExecutionAlreadyExists`` (closed, or different input), and both mean "already started" here.
+
+Express workflows: names are not deduplicated and execution is at-least-once, so each start
+gets a fresh name; the input (the envelope) carries ``event_id``, the idempotency key the
+Express steps dedup on (``order_view_events``, ``notifications``).
+
+Any other failure (ThrottlingException, 5xx, a missing state machine, a network error) raises
+:class:`~lambdas.exceptions.DispatchFailed`: the SQS record is reported as a batch item
+failure and redelivered (then dead-lettered), never dropped. Event types with no route are
+logged and acknowledged: nothing subscribes to them, so redelivering cannot help.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+import workflows
+from outbox_relay import OutboxEnvelope
+
+from .exceptions import ConfigurationError, DispatchFailed
+
+__all__ = ["Dispatcher", "Route", "StartedExecution", "build_routes", "console_url"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    workflow: str
+    kind: workflows.WorkflowKind
+    state_machine_arn: str
+
+
+@dataclass(frozen=True)
+class StartedExecution:
+    workflow: str
+    name: str
+    execution_arn: str
+    already_existed: bool
+    console_url: str
+
+
+def build_routes(
+    state_machine_arns: Mapping[str, str],
+    routes: Iterable[workflows.EventRoute] | None = None,
+) -> dict[str, list[Route]]:
+    """event type -> routes, from ``workflows.default_routes()`` (or ``routes``); every routed
+    workflow needs an ARN in ``state_machine_arns`` (STATE_MACHINE_ARNS), checked here at cold start."""
+    table: dict[str, list[Route]] = {}
+    for event_route in workflows.default_routes() if routes is None else routes:
+        workflow = workflows.get_workflow(event_route.workflow)
+        arn = state_machine_arns.get(workflow.name)
+        if not arn:
+            raise ConfigurationError(
+                f"STATE_MACHINE_ARNS has no ARN for workflow {workflow.name!r} "
+                f"(routed from {event_route.event_type}); it has {sorted(state_machine_arns)}"
+            )
+        targets = table.setdefault(event_route.event_type, [])
+        route = Route(
+            workflow=workflow.name, kind=workflows.WorkflowKind(workflow.kind), state_machine_arn=arn
+        )
+        if route not in targets:
+            targets.append(route)
+    return table
+
+
+def console_url(execution_arn: str) -> str:
+    """Deep link to the execution in the Step Functions console."""
+    region = execution_arn.split(":")[3]
+    return (
+        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"#/v2/executions/details/{execution_arn}"
+    )
+
+
+def _execution_arn(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+class Dispatcher:
+    """Routes envelopes to workflows and starts them. ``sfn_client`` is a boto3 Step Functions
+    client (inject moto's locally); ``logger`` may be a Powertools Logger."""
+
+    def __init__(
+        self,
+        *,
+        sfn_client: Any,
+        routes: Mapping[str, Sequence[Route]],
+        logger: Any = None,
+    ) -> None:
+        self._sfn = sfn_client
+        self._routes = {k: list(v) for k, v in routes.items()}
+        self._log = logger or _log
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted(self._routes)
+
+    def dispatch(self, envelope: OutboxEnvelope) -> list[StartedExecution]:
+        routes = self._routes.get(envelope.event_type)
+        if not routes:
+            self._log.info(
+                "no workflow routed for event type; acknowledged",
+                extra={"event_type": envelope.event_type, "event_id": str(envelope.event_id)},
+            )
+            return []
+        body = envelope.to_json()
+        return [self._start(route, envelope, body) for route in routes]
+
+    def _start(self, route: Route, envelope: OutboxEnvelope, body: str) -> StartedExecution:
+        base = workflows.execution_name(route.workflow, envelope.event_id)
+        standard = route.kind is workflows.WorkflowKind.STANDARD
+        # Express: a fresh name per start (names are not deduplicated); event_id in the input is the key.
+        name = base if standard else f"{base[:47]}-{uuid.uuid4().hex}"
+        extra = {"workflow": route.workflow, "event_id": str(envelope.event_id), "execution_name": name}
+        already = False
+        try:
+            arn = self._sfn.start_execution(stateMachineArn=route.state_machine_arn, name=name, input=body)[
+                "executionArn"
+            ]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if standard and code == "ExecutionAlreadyExists":
+                # Same name <=> same event: it was started before (redelivery or a late re-send).
+                arn, already = _execution_arn(route.state_machine_arn, name), True
+            else:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                raise DispatchFailed(
+                    f"StartExecution {route.workflow} for event {envelope.event_id} failed: {code} "
+                    f"(HTTP {status}); the message will be redelivered"
+                ) from exc
+        except BotoCoreError as exc:
+            raise DispatchFailed(
+                f"StartExecution {route.workflow} for event {envelope.event_id} failed: {exc}; "
+                "the message will be redelivered"
+            ) from exc
+        link = console_url(arn)
+        self._log.info(
+            "execution already started for this event" if already else "execution started",
+            extra={**extra, "execution_arn": arn, "console_url": link, "already_existed": already},
+        )
+        return StartedExecution(
+            workflow=route.workflow, name=name, execution_arn=arn, already_existed=already, console_url=link
+        )

@@ -1,0 +1,48 @@
+"""Command API: Function URL / API Gateway proxy -> order + outbox row (see lambdas.orders.api)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ..orders.api import handle_http
+from ..runtime import Handler, LazyHandler, Runtime
+from ._observability import observability
+
+
+def make_handler(runtime: Runtime) -> Handler:
+    """Build the command API handler; needs DATABASE_URL (or the IAM trio)."""
+    config = runtime.config
+    config.require("database")
+    logger, tracer, metrics = observability("command-api")
+    engine = runtime.engine
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = handle_http(
+            event,
+            engine=engine,
+            orders_schema=config.orders_schema,
+            outbox_schema=config.outbox_schema,
+            allow_simulation=config.allow_simulation,
+        )
+        status = response["statusCode"]
+        if status == 202:
+            replayed = response["headers"].get("Idempotent-Replayed") == "true"
+            metrics.add_metric(
+                name="OrderReplayed" if replayed else "OrderPlaced", unit=MetricUnit.Count, value=1
+            )
+        elif status == 200:
+            metrics.add_metric(name="OrderRead", unit=MetricUnit.Count, value=1)
+        elif status >= 400:
+            metrics.add_metric(name="CommandRejected", unit=MetricUnit.Count, value=1)
+            logger.info("command rejected", extra={"status": status, "body": response["body"]})
+        return response
+
+    return handler
+
+
+handler = LazyHandler(make_handler)

@@ -1,0 +1,101 @@
+"""Steps: every Task of every workflow (actions, compensations, hooks, Express steps).
+
+Two layers of idempotency:
+
+1. Powertools Idempotency (DynamoDB, key = ``[execution, state]`` of the task payload): a
+   repeated invocation of the same state in the same execution returns the stored result
+   without running the action again. A failed action stores nothing, so a retry re-runs it.
+2. The business effect itself is guarded in PostgreSQL by UNIQUE keys (see
+   :mod:`lambdas.orders.steps`): this also covers Express executions (fresh names, at-least-once),
+   expired idempotency records, and a crash between the SQL COMMIT and the DynamoDB write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+from ..exceptions import BusinessRuleViolation, IdempotencyStoreUnavailable, StepInProgress
+from ..orders.steps import order_registry
+from ..runtime import Handler, LazyHandler, Runtime
+from ..tasks import ActionRegistry, StepTask, run_step
+from ._observability import observability
+
+#: how long a stored step result answers repeats (Step Functions retries come within minutes)
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+def make_handler(
+    runtime: Runtime,
+    *,
+    registry: ActionRegistry | None = None,
+    persistence_store: BasePersistenceLayer | None = None,
+) -> Handler:
+    """Build the steps handler; needs the database and IDEMPOTENCY_TABLE (unless
+    ``persistence_store`` is given). ``registry`` defaults to the order domain's."""
+    config = runtime.config
+    config.require("database")
+    if persistence_store is None:
+        config.require("idempotency_table")
+        assert config.idempotency_table is not None
+        persistence_store = DynamoDBPersistenceLayer(
+            table_name=config.idempotency_table, boto3_client=runtime.dynamodb_client
+        )
+    registry = registry if registry is not None else order_registry()
+    logger, tracer, metrics = observability("steps")
+    engine = runtime.engine
+    idempotency = IdempotencyConfig(
+        event_key_jmespath="[execution, state]",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    )
+
+    @idempotent_function(
+        data_keyword_argument="task", persistence_store=persistence_store, config=idempotency
+    )
+    def run(*, task: dict[str, Any]) -> dict[str, Any]:
+        return run_step(
+            task,
+            engine=engine,
+            registry=registry,
+            orders_schema=config.orders_schema,
+            outbox_schema=config.outbox_schema,
+        )
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        task = StepTask.from_payload(event)  # MalformedEvent before touching any store
+        logger.append_keys(workflow=task.workflow, execution=task.execution, state=task.state, kind=task.kind)
+        idempotency.register_lambda_context(context)
+        try:
+            result: dict[str, Any] = run(task=dict(event))
+        except BusinessRuleViolation as exc:
+            metrics.add_metric(name="StepRejected", unit=MetricUnit.Count, value=1)
+            logger.info(
+                "step failed by a business rule", extra={"error": type(exc).__name__, "reason": str(exc)}
+            )
+            raise
+        except IdempotencyAlreadyInProgressError as exc:
+            raise StepInProgress(f"{task.execution}/{task.state} is already running") from exc
+        except IdempotencyPersistenceLayerError as exc:
+            raise IdempotencyStoreUnavailable(f"idempotency table unavailable: {exc}") from exc
+        metrics.add_metric(name="StepSucceeded", unit=MetricUnit.Count, value=1)
+        return result
+
+    return handler
+
+
+handler = LazyHandler(make_handler)

@@ -1,0 +1,170 @@
+"""``saga-outbox demo``: place orders on the local runtime and show what happened to them."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from outbox_relay import outbox_status
+
+from .audit import Audit, audit_run
+from .runtime import LocalOptions, LocalRuntime
+
+__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    orders: int = 200
+    fail_payment: float = 0.1
+    fail_shipping: float = 0.05
+    fail_refund: float = 0.0
+    duplicate_rate: float = 0.05
+    seed: int = 7
+    timeout_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.orders < 1:
+            raise ValueError(f"--orders must be at least 1, got {self.orders}")
+        for name in ("fail_payment", "fail_shipping", "fail_refund", "duplicate_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
+
+
+@dataclass(kw_only=True)
+class DemoResult:
+    audit: Audit
+    seconds: float
+    duplicate_deliveries: int
+    placed: dict[str, int]
+    inspector_hint: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.audit.as_dict(),
+            "seconds": round(self.seconds, 2),
+            "duplicate_deliveries": self.duplicate_deliveries,
+            "placed_with_failures": self.placed,
+        }
+
+
+def place_orders(runtime: LocalRuntime, opts: DemoOptions) -> dict[str, int]:
+    from lambdas.orders.commands import place_order
+
+    assert runtime.engine is not None
+    rng = random.Random(opts.seed)
+    placed = {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0}
+    for i in range(opts.orders):
+        simulate: dict[str, bool] = {}
+        roll = rng.random()
+        if roll < opts.fail_payment:
+            simulate["fail_payment"] = True
+        elif roll < opts.fail_payment + opts.fail_shipping:
+            simulate["fail_shipping"] = True
+            if rng.random() < opts.fail_refund:
+                simulate["fail_refund"] = True
+        for k in simulate:
+            placed[k] += 1
+        with runtime.engine.begin() as conn:
+            place_order(
+                conn,
+                customer_id=f"customer-{i % 37}",
+                items=[{"sku": f"sku-{rng.randrange(20)}", "qty": rng.randint(1, 3)}],
+                amount_cents=rng.randint(500, 50_000),
+                simulate=simulate or None,
+                outbox_schema=runtime.options.outbox_schema,
+                orders_schema=runtime.options.orders_schema,
+            )
+    return placed
+
+
+def _settled(runtime: LocalRuntime) -> tuple[int, int, bool]:
+    """(sagas finished, sagas total, everything quiet)."""
+    assert runtime.engine is not None
+    sagas = runtime.executions("OrderSaga")
+    finished = sum(1 for e in sagas if e["status"] != "RUNNING")
+    express_running = any(e["status"] == "RUNNING" for e in runtime.executions("OrderProjection"))
+    pending = outbox_status(runtime.engine, schema=runtime.options.outbox_schema).pending
+    quiet = not express_running and pending == 0 and runtime.queue_depth() == 0
+    return finished, len(sagas), quiet
+
+
+def _bar(done: int, total: int, elapsed: float, out: TextIO) -> None:
+    width = 30
+    filled = int(width * done / total) if total else 0
+    line = f"\r  sagas [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:5.1f}s"
+    out.write(line)
+    out.flush()
+
+
+def run_demo(
+    opts: DemoOptions, *, local: LocalOptions | None = None, progress: TextIO | None = sys.stderr
+) -> DemoResult:
+    local = local or LocalOptions(duplicate_rate=opts.duplicate_rate, seed=opts.seed)
+    started = time.monotonic()
+    with LocalRuntime(local) as runtime:
+        placed = place_orders(runtime, opts)
+        deadline = started + opts.timeout_seconds
+        stable = 0
+        while time.monotonic() < deadline:
+            finished, total, quiet = _settled(runtime)
+            if progress is not None:
+                _bar(finished, opts.orders, time.monotonic() - started, progress)
+            # quiet twice in a row: the last hook's event may still be on its way
+            stable = stable + 1 if (finished >= opts.orders and total >= opts.orders and quiet) else 0
+            if stable >= 2:
+                break
+            time.sleep(0.25)
+        if progress is not None:
+            progress.write("\n")
+        duplicates = sum(s.stats.duplicate_deliveries for s in runtime.event_sources)
+        runtime.stop_workers()
+        assert runtime.engine is not None
+        audit = audit_run(
+            runtime.engine,
+            sfn_client=runtime.clients["stepfunctions"],
+            state_machine_arns=runtime.state_machine_arns,
+            outbox_schema=runtime.options.outbox_schema,
+            orders_schema=runtime.options.orders_schema,
+        )
+    return DemoResult(
+        audit=audit,
+        seconds=time.monotonic() - started,
+        duplicate_deliveries=duplicates,
+        placed=placed,
+        inspector_hint="saga-outbox local up   # then open the inspector URL it prints",
+    )
+
+
+def format_table(result: DemoResult) -> str:
+    a = result.audit
+    rows = [
+        ("orders placed", a.orders),
+        ("outbox rows published", f"{a.outbox_published} / {a.outbox_rows}"),
+        ("executions started (Standard)", a.standard_executions),
+        ("executions started (Express)", a.express_executions),
+        ("sagas completed", a.sagas_completed),
+        ("sagas compensated", a.sagas_compensated),
+        ("sagas CompensationFailed", a.sagas_compensation_failed),
+        ("sagas unfinished", a.sagas_unfinished),
+        ("duplicate deliveries seen", result.duplicate_deliveries),
+        ("duplicate side effects", a.duplicate_side_effects),
+        ("events lost", a.events_lost),
+        ("outbox lag p50 / max (ms)", f"{a.outbox_lag_ms_p50:.0f} / {a.outbox_lag_ms_max:.0f}"),
+        ("wall time (s)", f"{result.seconds:.1f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    verdict = (
+        "OK: no lost event, no duplicate side effect, every saga finished"
+        if a.ok
+        else (
+            f"INVARIANT BROKEN: lost={a.lost_detail} duplicates={a.duplicate_side_effect_detail} "
+            f"unfinished={a.sagas_unfinished}"
+        )
+    )
+    return "\n".join([*lines, "", verdict])

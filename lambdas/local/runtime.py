@@ -1,0 +1,264 @@
+"""The local runtime: embedded PostgreSQL + moto wired to the same workflow definitions and
+handler code that CDK deploys (no second copy of either).
+
+moto's gaps are modelled, not hidden: it has no Docker-free Lambda (our handlers are bridged
+in-process, see :mod:`lambdas.local.lambda_bridge`), no ``StartSyncExecution`` (Express runs
+through ``StartExecution``), and its FIFO dedup ignores deleted messages and the 5-minute window
+(the consumers' idempotency is what protects us; the demo and chaos count what they absorb).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from outbox_relay import (
+    InMemoryMetrics,
+    Relay,
+    RelayOptions,
+    RelayThread,
+    SqsFifoPublisher,
+    embedded_postgres_url,
+    migrate,
+)
+from outbox_relay.embedded import sqlalchemy_url
+from workflows import all_workflows, compile_definition
+
+from .event_source import SqsEventSource
+from .lambda_bridge import lambda_bridge
+
+__all__ = ["LocalOptions", "LocalRuntime"]
+
+log = logging.getLogger("lambdas.local")
+
+ACCOUNT = "123456789012"  # moto's default account
+MOTO_CONFIG = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalOptions:
+    """Settings of a local stack; every default works on a fresh machine."""
+
+    database_url: str | None = None  #: None: start an embedded PostgreSQL (pgserver)
+    data_dir: str | None = None  #: where the embedded PostgreSQL keeps its files
+    region: str = "us-east-1"
+    outbox_schema: str = "saga_outbox"
+    orders_schema: str = "orders"
+    queue_name: str = "saga-outbox-events.fifo"
+    idempotency_table: str = "saga-outbox-idempotency"
+    #: seconds before a failed record comes back (short locally, so retries are quick)
+    visibility_timeout_seconds: int = 2
+    max_receive_count: int = 5
+    relay: RelayOptions = field(
+        default_factory=lambda: RelayOptions(poll_interval_seconds=0.2, concurrency=4, claim_size=100)
+    )
+    #: wraps the relay's SQS client (fault injection for chaos runs); gets the moto client
+    sqs_wrapper: Any = None
+    #: share of dispatcher batches delivered twice (visibility timeout expiry)
+    duplicate_rate: float = 0.0
+    event_source_threads: int = 2
+    seed: int | None = None
+    #: keep the handlers' Powertools logs (WARNING and up) and EMF metrics off stdout, which
+    #: belongs to the demo's table; Lambda would send both to CloudWatch
+    quiet_handlers: bool = True
+
+
+class LocalRuntime:
+    """Start with :meth:`start` (or as a context manager); everything stops with :meth:`stop`."""
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        self.engine: sa.Engine | None = None
+        self.database_url: str | None = None
+        self.queue_url = ""
+        self.dlq_url = ""
+        self.state_machine_arns: dict[str, str] = {}
+        self.relay: Relay | None = None
+        self.relay_metrics = InMemoryMetrics()
+        self.event_sources: list[SqsEventSource] = []
+        self.clients: dict[str, Any] = {}
+        self._mock: Any = None
+        self._bridge: Any = None
+        self._relay_thread: RelayThread | None = None
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, *, run_workers: bool = True) -> LocalRuntime:
+        try:
+            self._start_aws()
+            self._start_database()
+            self._configure_handlers()
+            if run_workers:
+                self.start_workers()
+        except BaseException:
+            self.stop()  # a half-started stack must not leak moto's patches or threads
+            raise
+        self._started = True
+        return self
+
+    def _start_aws(self) -> None:
+        import boto3
+        from moto import mock_aws
+
+        for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+            os.environ.setdefault(name, value)  # moto never checks them; botocore wants some
+        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
+        self._mock.start()
+        region = self.options.region
+        session = boto3.session.Session(region_name=region)
+        self.clients = {s: session.client(s) for s in ("sqs", "stepfunctions", "dynamodb", "lambda")}
+        sqs = self.clients["sqs"]
+        dlq_name = self.options.queue_name.removesuffix(".fifo") + "-dlq.fifo"
+        self.dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes={"FifoQueue": "true"})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.queue_url = sqs.create_queue(
+            QueueName=self.options.queue_name,
+            Attributes={
+                "FifoQueue": "true",
+                "VisibilityTimeout": str(self.options.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(self.options.max_receive_count)}
+                ),
+            },
+        )["QueueUrl"]
+        self.clients["dynamodb"].create_table(
+            TableName=self.options.idempotency_table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sfn = self.clients["stepfunctions"]
+        for wf in all_workflows():
+            arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{wf.function}"
+            definition = compile_definition(wf, function_arns={wf.function: arn})
+            self.state_machine_arns[wf.name] = sfn.create_state_machine(
+                name=wf.name,
+                definition=json.dumps(definition),
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/saga-outbox-local",
+                type=str(wf.kind),
+            )["stateMachineArn"]
+
+    def _start_database(self) -> None:
+        from lambdas.orders.schema import migrate_orders
+
+        opts = self.options
+        self.database_url = (
+            sqlalchemy_url(opts.database_url) if opts.database_url else embedded_postgres_url(opts.data_dir)
+        )
+        self.engine = sa.create_engine(self.database_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        migrate(self.engine, schema=opts.outbox_schema)
+        migrate_orders(self.engine, schema=opts.orders_schema)
+
+    def _configure_handlers(self) -> None:
+        if self.options.quiet_handlers:
+            os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        from lambdas import runtime as lambda_runtime
+        from lambdas.config import RuntimeConfig
+        from lambdas.handlers import command_api, dispatcher, steps
+
+        opts = self.options
+        config = RuntimeConfig(
+            database_url=self.database_url,
+            outbox_schema=opts.outbox_schema,
+            orders_schema=opts.orders_schema,
+            queue_url=self.queue_url,
+            idempotency_table=opts.idempotency_table,
+            state_machine_arns=dict(self.state_machine_arns),
+            allow_simulation=True,
+        )
+        self.lambda_runtime = lambda_runtime.configure(
+            config,
+            engine=self.engine,
+            sfn_client=self.clients["stepfunctions"],
+            sqs_client=self.clients["sqs"],
+            dynamodb_client=self.clients["dynamodb"],
+        )
+        self.steps_handler = self.lambda_runtime.cached_handler(steps.make_handler)
+        self.dispatcher_handler = self.lambda_runtime.cached_handler(dispatcher.make_handler)
+        self.command_handler = self.lambda_runtime.cached_handler(command_api.make_handler)
+        functions = {wf.function for wf in all_workflows()}
+        self._bridge = lambda_bridge({name: self.steps_handler for name in functions})
+        self._bridge.__enter__()
+
+    def start_workers(self) -> None:
+        """The relay (a thread, as embedded in an app) and the SQS → dispatcher event source."""
+        assert self.engine is not None
+        opts = self.options
+        client = self.clients["sqs"]
+        if opts.sqs_wrapper is not None:
+            client = opts.sqs_wrapper(client)
+        self.relay_publisher_client = client
+        self.relay = Relay(
+            engine=self.engine,
+            publisher=SqsFifoPublisher(queue_url=self.queue_url, sqs_client=client),
+            options=dataclasses.replace(opts.relay, schema=opts.outbox_schema),
+            metrics=self.relay_metrics,
+        )
+        self._relay_thread = self.relay.start_in_thread()
+        for i in range(opts.event_source_threads):
+            source = SqsEventSource(
+                sqs_client=self.clients["sqs"],
+                queue_url=self.queue_url,
+                handler=self.dispatcher_handler,
+                region=opts.region,
+                duplicate_rate=opts.duplicate_rate,
+                seed=None if opts.seed is None else opts.seed + i,
+            )
+            self.event_sources.append(source.start())
+
+    def stop_workers(self) -> None:
+        for source in self.event_sources:
+            source.stop()
+        self.event_sources.clear()
+        if self._relay_thread is not None:
+            self._relay_thread.stop()
+            self._relay_thread = None
+        if self.relay is not None:
+            self.relay.close()
+
+    def stop(self) -> None:
+        self.stop_workers()
+        if self._bridge is not None:
+            self._bridge.__exit__(None, None, None)
+            self._bridge = None
+        if self.engine is not None:
+            self.engine.dispose()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    # -- queries the demo, the CLI and tests share ----------------------------------------
+    def executions(self, workflow: str) -> list[dict[str, Any]]:
+        sfn = self.clients["stepfunctions"]
+        out: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arns[workflow]
+        ):
+            out.extend(page["executions"])
+        return out
+
+    def queue_depth(self) -> int:
+        attrs = self.clients["sqs"].get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])

@@ -1,0 +1,354 @@
+"""Saga actions, compensations, hooks and projections of the order domain.
+
+Every business effect is one row guarded by a UNIQUE key derived from the execution name and
+the state name (:attr:`~lambdas.tasks.StepTask.effect_key`): ``INSERT ... ON CONFLICT DO
+NOTHING`` and then read back, so a step invoked twice makes one effect and answers the same.
+Compensations are conditional updates (``... WHERE released_at IS NULL``), idempotent too.
+Hooks lock the order row, so the status change and its outbox event happen once: the status
+itself proves the event was enqueued (same transaction), and the event id is a uuid5 of the
+execution name (``outbox_relay.enqueue`` ignores a duplicate event id).
+Projections dedup by event id (``order_view_events``) and apply only newer versions.
+
+Failures are injected deterministically per order by a :data:`FaultInjector`; the default
+reads the ``simulate`` flags the order command put in the ``OrderPlaced`` payload.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+import outbox_relay
+
+from ..exceptions import (
+    InvalidOrderTransition,
+    InventoryUnavailable,
+    MalformedEvent,
+    PaymentDeclined,
+    RefundFailed,
+    ShipmentFailed,
+)
+from ..tasks import ActionRegistry, StepContext, StepTask
+from .commands import AGGREGATE_TYPE
+from .schema import order_tables
+
+__all__ = [
+    "ORDER_PROJECTION",
+    "ORDER_SAGA",
+    "FaultInjector",
+    "cancel_order",
+    "charge_payment",
+    "confirm_order",
+    "create_shipment",
+    "hook_event_id",
+    "no_faults",
+    "order_registry",
+    "project_order",
+    "record_notification",
+    "refund_payment",
+    "release_inventory",
+    "reserve_inventory",
+    "simulated_faults",
+]
+
+ORDER_SAGA = "OrderSaga"
+ORDER_PROJECTION = "OrderProjection"
+#: namespace of the deterministic ids of events emitted by hooks
+HOOK_EVENT_NAMESPACE = uuid.UUID("5b0c9a52-3f0e-4c55-9d51-6f2c3e0b7a11")
+
+FaultInjector = Callable[[StepTask, str], bool]
+"""``(task, point) -> fail?``; points: fail_inventory, fail_payment, fail_shipping, fail_refund."""
+
+
+def simulated_faults(task: StepTask, point: str) -> bool:
+    """The default injector: the ``simulate`` flags carried by the order event (demo only;
+    the command API accepts them only when ``ALLOW_SIMULATION`` is on)."""
+    flags = task.payload.get("simulate")
+    return isinstance(flags, dict) and bool(flags.get(point))
+
+
+def no_faults(task: StepTask, point: str) -> bool:
+    return False
+
+
+def _order_id(task: StepTask) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(task.payload["order_id"]))
+    except (KeyError, ValueError) as exc:
+        raise MalformedEvent(f"{task.event_type} event {task.event.get('event_id')} has no order_id") from exc
+
+
+# ---------------------------------------------------------------------------- saga actions
+def reserve_inventory(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
+    task, t = ctx.task, order_tables(ctx.orders_schema).inventory_reservations
+    order_id = _order_id(task)
+    if faults(task, "fail_inventory"):
+        raise InventoryUnavailable(f"order {order_id}: inventory unavailable (simulated)")
+    items = task.payload.get("items") or []
+    rows = [
+        {
+            "idempotency_key": f"{task.effect_key}#{i}",
+            "execution_name": task.execution,
+            "order_id": order_id,
+            "sku": str(item["sku"]),
+            "qty": int(item["qty"]),
+        }
+        for i, item in enumerate(items)
+    ]
+    if not rows:
+        raise MalformedEvent(f"order {order_id}: no items to reserve")
+    ctx.conn.execute(pg_insert(t).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    stored = ctx.conn.execute(
+        sa.select(t.c.id, t.c.sku, t.c.qty)
+        .where(t.c.idempotency_key.in_([r["idempotency_key"] for r in rows]))
+        .order_by(t.c.id)
+    ).all()
+    return {
+        "order_id": str(order_id),
+        "reservations": [{"id": r.id, "sku": r.sku, "qty": r.qty} for r in stored],
+    }
+
+
+def release_inventory(ctx: StepContext) -> dict[str, Any]:
+    task, t = ctx.task, order_tables(ctx.orders_schema).inventory_reservations
+    order_id = _order_id(task)
+    released = ctx.conn.execute(
+        t.update()
+        .where(t.c.execution_name == task.execution, t.c.order_id == order_id, t.c.released_at.is_(None))
+        .values(released_at=sa.func.now())
+        .returning(t.c.id)
+    ).all()
+    total = ctx.conn.execute(
+        sa.select(sa.func.count()).where(t.c.execution_name == task.execution, t.c.order_id == order_id)
+    ).scalar_one()
+    return {"order_id": str(order_id), "released_now": len(released), "released_total": total}
+
+
+def charge_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
+    task, t = ctx.task, order_tables(ctx.orders_schema).payments
+    order_id = _order_id(task)
+    if faults(task, "fail_payment"):
+        raise PaymentDeclined(f"order {order_id}: payment declined (simulated)")
+    amount = int(task.payload.get("amount_cents", 0))
+    ctx.conn.execute(
+        pg_insert(t)
+        .values(
+            idempotency_key=task.effect_key,
+            execution_name=task.execution,
+            order_id=order_id,
+            amount_cents=amount,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    row = ctx.conn.execute(
+        sa.select(t.c.id, t.c.amount_cents).where(t.c.idempotency_key == task.effect_key)
+    ).one()
+    return {"order_id": str(order_id), "payment_id": row.id, "amount_cents": row.amount_cents}
+
+
+def refund_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
+    task, t = ctx.task, order_tables(ctx.orders_schema).payments
+    order_id = _order_id(task)
+    if faults(task, "fail_refund"):
+        raise RefundFailed(f"order {order_id}: refund failed (simulated)")
+    refunded = ctx.conn.execute(
+        t.update()
+        .where(t.c.execution_name == task.execution, t.c.order_id == order_id, t.c.refunded_at.is_(None))
+        .values(refunded_at=sa.func.now(), refund_idempotency_key=task.effect_key)
+        .returning(t.c.id)
+    ).all()
+    total = ctx.conn.execute(
+        sa.select(sa.func.count()).where(
+            t.c.execution_name == task.execution, t.c.order_id == order_id, t.c.refunded_at.is_not(None)
+        )
+    ).scalar_one()
+    return {"order_id": str(order_id), "refunded_now": len(refunded), "refunded_total": total}
+
+
+def create_shipment(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
+    task, t = ctx.task, order_tables(ctx.orders_schema).shipments
+    order_id = _order_id(task)
+    if faults(task, "fail_shipping"):
+        raise ShipmentFailed(f"order {order_id}: shipment could not be created (simulated)")
+    tracking = "TRK-" + uuid.uuid5(HOOK_EVENT_NAMESPACE, task.effect_key).hex[:12].upper()
+    ctx.conn.execute(
+        pg_insert(t)
+        .values(
+            idempotency_key=task.effect_key,
+            execution_name=task.execution,
+            order_id=order_id,
+            tracking_number=tracking,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    row = ctx.conn.execute(
+        sa.select(t.c.id, t.c.tracking_number).where(t.c.idempotency_key == task.effect_key)
+    ).one()
+    return {"order_id": str(order_id), "shipment_id": row.id, "tracking_number": row.tracking_number}
+
+
+# ---------------------------------------------------------------------------- hooks
+def hook_event_id(execution: str, event_type: str) -> uuid.UUID:
+    """Deterministic id of the event a hook emits: a repeated hook cannot emit twice."""
+    return uuid.uuid5(HOOK_EVENT_NAMESPACE, f"{execution}:{event_type}")
+
+
+def _transition(ctx: StepContext, *, target: str, event_type: str) -> dict[str, Any]:
+    task, orders = ctx.task, order_tables(ctx.orders_schema).orders
+    order_id = _order_id(task)
+    event_id = hook_event_id(task.execution, event_type)
+    row = ctx.conn.execute(
+        sa.select(orders.c.status, orders.c.version, orders.c.customer_id, orders.c.amount_cents)
+        .where(orders.c.id == order_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise InvalidOrderTransition(f"order {order_id} does not exist")
+    if row.status == target:
+        # Already done: the status change and its event committed together earlier.
+        return {
+            "order_id": str(order_id),
+            "status": target,
+            "version": row.version,
+            "event_id": str(event_id),
+            "emitted": False,
+        }
+    if row.status != "PENDING":
+        raise InvalidOrderTransition(f"order {order_id} is {row.status}; cannot become {target}")
+    version = ctx.conn.execute(
+        orders.update()
+        .where(orders.c.id == order_id)
+        .values(status=target, version=orders.c.version + 1, updated_at=sa.func.now())
+        .returning(orders.c.version)
+    ).scalar_one()
+    outbox_relay.enqueue(
+        ctx.conn,
+        aggregate_type=AGGREGATE_TYPE,
+        aggregate_key=str(order_id),
+        event_type=event_type,
+        payload={
+            "order_id": str(order_id),
+            "customer_id": row.customer_id,
+            "amount_cents": row.amount_cents,
+            "status": target,
+            "version": version,
+        },
+        headers={"causation_id": str(task.event_id), "execution": task.execution},
+        event_id=event_id,
+        schema=ctx.outbox_schema,
+    )
+    return {
+        "order_id": str(order_id),
+        "status": target,
+        "version": version,
+        "event_id": str(event_id),
+        "emitted": True,
+    }
+
+
+def confirm_order(ctx: StepContext) -> dict[str, Any]:
+    """on_success hook: PENDING -> CONFIRMED and ``OrderConfirmed`` via the outbox."""
+    return _transition(ctx, target="CONFIRMED", event_type="OrderConfirmed")
+
+
+def cancel_order(ctx: StepContext) -> dict[str, Any]:
+    """on_compensated hook: PENDING -> CANCELLED and ``OrderCancelled`` via the outbox."""
+    return _transition(ctx, target="CANCELLED", event_type="OrderCancelled")
+
+
+# ---------------------------------------------------------------------------- projections
+def project_order(ctx: StepContext) -> dict[str, Any]:
+    """Apply an order event to ``order_view`` once per event id, and only if newer."""
+    task, tables = ctx.task, order_tables(ctx.orders_schema)
+    order_id, event_id = _order_id(task), task.event_id
+    try:
+        version, status = int(task.payload["version"]), str(task.payload["status"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise MalformedEvent(f"event {event_id} has no version/status to project") from exc
+    seen = tables.order_view_events
+    first_time = ctx.conn.execute(
+        pg_insert(seen)
+        .values(
+            event_id=event_id, order_id=order_id, event_type=task.event_type, version=version, applied=False
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(seen.c.event_id)
+    ).first()
+    if first_time is None:
+        return {"order_id": str(order_id), "event_id": str(event_id), "applied": False, "duplicate": True}
+    view = tables.order_view
+    stmt = pg_insert(view).values(
+        order_id=order_id,
+        customer_id=task.payload.get("customer_id"),
+        amount_cents=task.payload.get("amount_cents"),
+        status=status,
+        version=version,
+        last_event_id=event_id,
+    )
+    applied = ctx.conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["order_id"],
+            set_={
+                "status": stmt.excluded.status,
+                "version": stmt.excluded.version,
+                "last_event_id": stmt.excluded.last_event_id,
+                "customer_id": sa.func.coalesce(stmt.excluded.customer_id, view.c.customer_id),
+                "amount_cents": sa.func.coalesce(stmt.excluded.amount_cents, view.c.amount_cents),
+                "updated_at": sa.func.now(),
+            },
+            where=view.c.version < stmt.excluded.version,
+        ).returning(view.c.order_id)
+    ).first()
+    if applied is not None:
+        ctx.conn.execute(seen.update().where(seen.c.event_id == event_id).values(applied=True))
+    return {
+        "order_id": str(order_id),
+        "event_id": str(event_id),
+        "applied": applied is not None,
+        "duplicate": False,
+    }
+
+
+_MESSAGES = {
+    "OrderPlaced": "Thanks! Order {order_id} was received.",
+    "OrderConfirmed": "Good news: order {order_id} is confirmed and on its way.",
+    "OrderCancelled": "Sorry: order {order_id} was cancelled and any payment refunded.",
+}
+
+
+def record_notification(ctx: StepContext) -> dict[str, Any]:
+    """Record the customer notification of an event, once per event id."""
+    task, t = ctx.task, order_tables(ctx.orders_schema).notifications
+    order_id, event_id = _order_id(task), task.event_id
+    message = _MESSAGES.get(task.event_type, "Order {order_id}: " + task.event_type).format(order_id=order_id)
+    inserted = ctx.conn.execute(
+        pg_insert(t)
+        .values(event_id=event_id, order_id=order_id, event_type=task.event_type, message=message)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(t.c.id)
+    ).first()
+    return {"order_id": str(order_id), "event_id": str(event_id), "recorded": inserted is not None}
+
+
+# ---------------------------------------------------------------------------- registry
+def order_registry(*, faults: FaultInjector = simulated_faults) -> ActionRegistry:
+    """``(workflow, action) -> function`` for OrderSaga and OrderProjection."""
+    registry = ActionRegistry()
+    for name, fn in (
+        ("reserve_inventory", functools.partial(reserve_inventory, faults=faults)),
+        ("release_inventory", release_inventory),
+        ("charge_payment", functools.partial(charge_payment, faults=faults)),
+        ("refund_payment", functools.partial(refund_payment, faults=faults)),
+        ("create_shipment", functools.partial(create_shipment, faults=faults)),
+        ("confirm_order", confirm_order),
+        ("cancel_order", cancel_order),
+    ):
+        registry.register(ORDER_SAGA, name, fn)
+    registry.register(ORDER_PROJECTION, "project_order", project_order)
+    registry.register(ORDER_PROJECTION, "record_notification", record_notification)
+    return registry
