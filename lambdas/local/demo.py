@@ -93,11 +93,18 @@ def _settled(runtime: LocalRuntime) -> tuple[int, int, bool]:
     return finished, len(sagas), quiet
 
 
-def _bar(done: int, total: int, elapsed: float, out: TextIO) -> None:
+def _bar(done: int, total: int, elapsed: float, out: TextIO, last: list[int]) -> None:
+    """A redrawn bar on a terminal; on a pipe or file, one line per tenth of the work."""
     width = 30
     filled = int(width * done / total) if total else 0
-    line = f"\r  sagas [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:5.1f}s"
-    out.write(line)
+    text = f"  sagas [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:5.1f}s"
+    if out.isatty():
+        out.write("\r" + text)
+    elif done * 10 // max(total, 1) > last[0]:
+        last[0] = done * 10 // max(total, 1)
+        out.write(text + "\n")
+    else:
+        return
     out.flush()
 
 
@@ -110,16 +117,17 @@ def run_demo(
         placed = place_orders(runtime, opts)
         deadline = started + opts.timeout_seconds
         stable = 0
+        last = [-1]
         while time.monotonic() < deadline:
             finished, total, quiet = _settled(runtime)
             if progress is not None:
-                _bar(finished, opts.orders, time.monotonic() - started, progress)
+                _bar(finished, opts.orders, time.monotonic() - started, progress, last)
             # quiet twice in a row: the last hook's event may still be on its way
             stable = stable + 1 if (finished >= opts.orders and total >= opts.orders and quiet) else 0
             if stable >= 2:
                 break
             time.sleep(0.25)
-        if progress is not None:
+        if progress is not None and progress.isatty():
             progress.write("\n")
         duplicates = sum(s.stats.duplicate_deliveries for s in runtime.event_sources)
         runtime.stop_workers()

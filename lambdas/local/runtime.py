@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,7 @@ class LocalOptions:
     queue_name: str = "saga-outbox-events.fifo"
     idempotency_table: str = "saga-outbox-idempotency"
     #: seconds before a failed record comes back (short locally, so retries are quick)
-    visibility_timeout_seconds: int = 2
+    visibility_timeout_seconds: int = 10
     max_receive_count: int = 5
     relay: RelayOptions = field(
         default_factory=lambda: RelayOptions(poll_interval_seconds=0.2, concurrency=4, claim_size=100)
@@ -171,6 +172,7 @@ class LocalRuntime:
         if self.options.quiet_handlers:
             os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
             os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
         from lambdas import runtime as lambda_runtime
         from lambdas.config import RuntimeConfig
         from lambdas.handlers import command_api, dispatcher, steps
@@ -192,12 +194,32 @@ class LocalRuntime:
             sqs_client=self.clients["sqs"],
             dynamodb_client=self.clients["dynamodb"],
         )
-        self.steps_handler = self.lambda_runtime.cached_handler(steps.make_handler)
-        self.dispatcher_handler = self.lambda_runtime.cached_handler(dispatcher.make_handler)
-        self.command_handler = self.lambda_runtime.cached_handler(command_api.make_handler)
+        self.steps_handler = self._quiet(self.lambda_runtime.cached_handler(steps.make_handler))
+        self.dispatcher_handler = self._quiet(self.lambda_runtime.cached_handler(dispatcher.make_handler))
+        self.command_handler = self._quiet(self.lambda_runtime.cached_handler(command_api.make_handler))
         functions = {wf.function for wf in all_workflows()}
         self._bridge = lambda_bridge({name: self.steps_handler for name in functions})
         self._bridge.__enter__()
+
+    def _quiet(self, handler: Any) -> Any:
+        """With ``quiet_handlers``, drop the handlers' buffered EMF metrics after each call.
+
+        Powertools keeps one metric set per process; with flushing disabled it still prints
+        the set once a metric reaches 100 values, which with many concurrent local
+        invocations lands in the middle of the demo's output."""
+        if not self.options.quiet_handlers:
+            return handler
+        from aws_lambda_powertools import Metrics
+
+        shared = Metrics(namespace="SagaOutbox")
+
+        def run(event: dict[str, Any], context: Any) -> Any:
+            try:
+                return handler(event, context)
+            finally:
+                shared.clear_metrics()
+
+        return run
 
     def start_workers(self) -> None:
         """The relay (a thread, as embedded in an app) and the SQS → dispatcher event source."""
