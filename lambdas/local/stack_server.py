@@ -66,7 +66,8 @@ def run_local_up(
                     "Try:",
                     f"  saga-outbox orders place --database-url '{db}' --fail shipping",
                     f"  saga-outbox executions list --endpoint-url {endpoint}",
-                    f"  aws --endpoint-url {endpoint} stepfunctions list-executions --state-machine-arn {saga_arn}",
+                    f"  aws --endpoint-url {endpoint} stepfunctions list-executions"
+                    f" --state-machine-arn {saga_arn}",
                 ]
             ),
             file=out,

@@ -15,13 +15,21 @@ pytestmark = pytest.mark.browser
 
 
 def test_page_shows_failed_payment_and_released_inventory(browser_page, database_url, aws_env, tmp_path):
-    runtime = LocalRuntime(LocalOptions(database_url=database_url, outbox_schema="page_outbox",
-                                        orders_schema="page_orders"))
+    runtime = LocalRuntime(
+        LocalOptions(database_url=database_url, outbox_schema="page_outbox", orders_schema="page_orders")
+    )
     runtime.start()
     try:
         with runtime.engine.begin() as conn:  # type: ignore[union-attr]
-            place_order(conn, customer_id="c", items=[{"sku": "s", "qty": 1}], amount_cents=5,
-                        simulate={"fail_payment": True}, outbox_schema="page_outbox", orders_schema="page_orders")
+            place_order(
+                conn,
+                customer_id="c",
+                items=[{"sku": "s", "qty": 1}],
+                amount_cents=5,
+                simulate={"fail_payment": True},
+                outbox_schema="page_outbox",
+                orders_schema="page_orders",
+            )
         deadline = time.monotonic() + 60
         sagas: list = []
         while time.monotonic() < deadline:
@@ -36,8 +44,14 @@ def test_page_shows_failed_payment_and_released_inventory(browser_page, database
             page.wait_for_selector('#graph g[data-state="ChargePayment"]')
             outcome = {
                 name: page.locator(f'#graph g[data-state="{name}"]').get_attribute("data-outcome")
-                for name in ("ReserveInventory", "ChargePayment", "CreateShipment", "CompensateReserveInventory",
-                             "CancelOrder", "ConfirmOrder")
+                for name in (
+                    "ReserveInventory",
+                    "ChargePayment",
+                    "CreateShipment",
+                    "CompensateReserveInventory",
+                    "CancelOrder",
+                    "ConfirmOrder",
+                )
             }
             page.screenshot(path=str(tmp_path / "order-saga.png"), full_page=True)
     finally:

@@ -14,11 +14,26 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_counts_add_up(database_url, aws_env):
-    opts = DemoOptions(orders=12, fail_payment=0.25, fail_shipping=0.25, fail_refund=0.0, duplicate_rate=0.5,
-                       seed=3, timeout_seconds=240)
-    result = run_demo(opts, local=LocalOptions(database_url=database_url, outbox_schema="demo_outbox",
-                                               orders_schema="demo_orders", duplicate_rate=0.5, seed=3),
-                      progress=None)
+    opts = DemoOptions(
+        orders=12,
+        fail_payment=0.25,
+        fail_shipping=0.25,
+        fail_refund=0.0,
+        duplicate_rate=0.5,
+        seed=3,
+        timeout_seconds=240,
+    )
+    result = run_demo(
+        opts,
+        local=LocalOptions(
+            database_url=database_url,
+            outbox_schema="demo_outbox",
+            orders_schema="demo_orders",
+            duplicate_rate=0.5,
+            seed=3,
+        ),
+        progress=None,
+    )
     a = result.audit
     assert a.ok, a.as_dict()
     assert a.orders == 12 == a.standard_executions
@@ -34,11 +49,29 @@ def test_demo_counts_add_up(database_url, aws_env):
 
 
 def test_demo_json_via_cli_reports_compensation_failed(database_url, aws_env, capsys):
-    code = main(["demo", "--orders", "6", "--fail-payment", "0", "--fail-shipping", "0.5", "--fail-refund", "1",
-                 "--duplicate-rate", "0", "--seed", "1", "--json", "--database-url", database_url])
+    code = main(
+        [
+            "demo",
+            "--orders",
+            "6",
+            "--fail-payment",
+            "0",
+            "--fail-shipping",
+            "0.5",
+            "--fail-refund",
+            "1",
+            "--duplicate-rate",
+            "0",
+            "--seed",
+            "1",
+            "--json",
+            "--database-url",
+            database_url,
+        ]
+    )
     out = capsys.readouterr().out
     data, end = json.JSONDecoder().raw_decode(out)
-    assert out[end:].strip() == "", f"stdout must hold only the JSON, got also: {out[end:end + 500]!r}"
+    assert out[end:].strip() == "", f"stdout must hold only the JSON, got also: {out[end : end + 500]!r}"
     assert code == 0, data
     assert data["sagas_compensation_failed"] == data["placed_with_failures"]["fail_refund"] > 0
     assert data["sagas_unfinished"] == 0 and data["ok"] is True

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def local_runtime(database_url, aws_env):
-    runtime = LocalRuntime(LocalOptions(database_url=database_url, outbox_schema="insp_outbox",
-                                        orders_schema="insp_orders"))
+    runtime = LocalRuntime(
+        LocalOptions(database_url=database_url, outbox_schema="insp_outbox", orders_schema="insp_orders")
+    )
     runtime.start()
     try:
         yield runtime
@@ -44,15 +45,25 @@ def wait_for_saga(runtime: LocalRuntime, count: int, timeout: float = 60) -> lis
 
 def test_inspector_shows_the_compensation_path_of_a_local_saga(local_runtime, capsys):
     with local_runtime.engine.begin() as conn:
-        place_order(conn, customer_id="c1", items=[{"sku": "s", "qty": 1}], amount_cents=100,
-                    simulate={"fail_shipping": True}, outbox_schema="insp_outbox", orders_schema="insp_orders")
+        place_order(
+            conn,
+            customer_id="c1",
+            items=[{"sku": "s", "qty": 1}],
+            amount_cents=100,
+            simulate={"fail_shipping": True},
+            outbox_schema="insp_outbox",
+            orders_schema="insp_orders",
+        )
     [saga] = wait_for_saga(local_runtime, 1)
     assert main(["executions", "show", saga["executionArn"], "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     text = json.dumps(report)
     path = report["path"]
-    assert path.index("CreateShipment") < path.index("CompensateChargePayment") < path.index(
-        "CompensateReserveInventory")
+    assert (
+        path.index("CreateShipment")
+        < path.index("CompensateChargePayment")
+        < path.index("CompensateReserveInventory")
+    )
     outcomes = {s["name"]: s["outcome"] for s in report["states"]}
     assert outcomes["CreateShipment"] == "failed"
     assert outcomes["ChargePayment"] == outcomes["ReserveInventory"] == "compensated"
@@ -67,9 +78,25 @@ def test_inspector_shows_the_compensation_path_of_a_local_saga(local_runtime, ca
 
 def test_local_up_serves_endpoint_database_and_inspector(tmp_path, aws_env):
     env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
-    proc = subprocess.Popen([sys.executable, "-m", "outbox_relay.cli", "local", "up", "--port", "0",
-                             "--inspector-port", "0", "--data-dir", str(tmp_path / "pg")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "outbox_relay.cli",
+            "local",
+            "up",
+            "--port",
+            "0",
+            "--inspector-port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "pg"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         lines: list[str] = []
         deadline = time.monotonic() + 120
@@ -84,12 +111,30 @@ def test_local_up_serves_endpoint_database_and_inspector(tmp_path, aws_env):
         endpoint = re.search(r"AWS endpoint\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         db = re.search(r"PostgreSQL\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         inspector = re.search(r"inspector\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
-        placed = subprocess.run([sys.executable, "-m", "outbox_relay.cli", "orders", "place", "--database-url", db,
-                                 "--fail", "payment"], capture_output=True, text=True, timeout=60, env=env)
+        placed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "outbox_relay.cli",
+                "orders",
+                "place",
+                "--database-url",
+                db,
+                "--fail",
+                "payment",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert placed.returncode == 0, placed.stderr
         sfn = boto3.client("stepfunctions", endpoint_url=endpoint, region_name="us-east-1")
-        arn = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                   if m["name"] == "OrderSaga")
+        arn = next(
+            m["stateMachineArn"]
+            for m in sfn.list_state_machines()["stateMachines"]
+            if m["name"] == "OrderSaga"
+        )
         deadline = time.monotonic() + 60
         status = "RUNNING"
         while time.monotonic() < deadline:

@@ -29,8 +29,11 @@ def server() -> Iterator[FakeAwsServer]:
 
 def client(srv: FakeAwsServer, service: str = "sqs") -> Any:
     return boto3.client(
-        service, endpoint_url=srv.endpoint_url, region_name="us-east-1",
-        aws_access_key_id="t", aws_secret_access_key="t",
+        service,
+        endpoint_url=srv.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
         config=Config(retries={"mode": "standard", "max_attempts": 1}),
     )
 
@@ -38,9 +41,15 @@ def client(srv: FakeAwsServer, service: str = "sqs") -> Any:
 def message(i: int) -> OutboundMessage:
     eid = str(uuid.uuid4())
     body = json.dumps({"event_id": eid, "payload": {"i": i}})
-    return OutboundMessage(row_id=i, event_id=eid, group_id=f"order:{i}", deduplication_id=eid, body=body,
-                           attributes={"event_type": {"DataType": "String", "StringValue": "T"}},
-                           size=len(body))
+    return OutboundMessage(
+        row_id=i,
+        event_id=eid,
+        group_id=f"order:{i}",
+        deduplication_id=eid,
+        body=body,
+        attributes={"event_type": {"DataType": "String", "StringValue": "T"}},
+        size=len(body),
+    )
 
 
 def test_botocore_sends_a_batch_through_the_publisher(server: FakeAwsServer) -> None:
@@ -55,8 +64,14 @@ def test_botocore_sends_a_batch_through_the_publisher(server: FakeAwsServer) -> 
 
 def test_normal_mode_throttles_past_the_quota(server: FakeAwsServer) -> None:
     sqs = client(server)
-    entries = [{"Id": "0", "MessageBody": json.dumps({"event_id": str(uuid.uuid4())}),
-                "MessageGroupId": "g", "MessageDeduplicationId": "d"}]
+    entries = [
+        {
+            "Id": "0",
+            "MessageBody": json.dumps({"event_id": str(uuid.uuid4())}),
+            "MessageGroupId": "g",
+            "MessageDeduplicationId": "d",
+        }
+    ]
     for _ in range(5):  # the bucket holds 5 calls
         sqs.send_message_batch(QueueUrl=server.queue_url, Entries=entries)
     with pytest.raises(ClientError) as info:
@@ -74,8 +89,12 @@ def test_high_throughput_mode_limits_per_group() -> None:
         sqs = client(srv)
 
         def send(group: str) -> None:
-            sqs.send_message_batch(QueueUrl=srv.queue_url, Entries=[
-                {"Id": "0", "MessageBody": "{}", "MessageGroupId": group, "MessageDeduplicationId": "d"}])
+            sqs.send_message_batch(
+                QueueUrl=srv.queue_url,
+                Entries=[
+                    {"Id": "0", "MessageBody": "{}", "MessageGroupId": group, "MessageDeduplicationId": "d"}
+                ],
+            )
 
         send("a")
         send("a")
@@ -110,9 +129,14 @@ def test_token_bucket_refills() -> None:
 
 
 def test_summary_marks_targets() -> None:
-    raw = {"raw_sql": {"rows_per_s": 100.0}, "naive": {"rows_per_s": 5.0},
-           "relay_null": {"default": {"rows_per_s": 90.0, "variant": "d"}, "best": {"rows_per_s": 95.0,
-                                                                               "variant": "b"}}}
+    raw = {
+        "raw_sql": {"rows_per_s": 100.0},
+        "naive": {"rows_per_s": 5.0},
+        "relay_null": {
+            "default": {"rows_per_s": 90.0, "variant": "d"},
+            "best": {"rows_per_s": 95.0, "variant": "b"},
+        },
+    }
     out = summarize(raw)
     assert out["relay_vs_raw_sql"]["value"] == 0.9 and out["relay_vs_raw_sql"]["pass"] is True
     assert out["relay_vs_naive"]["pass"] is True and out["e2e_msgs_per_s_normal"]["pass"] is None
