@@ -1,0 +1,114 @@
+"""``saga-outbox chaos``: registered through the ``saga_outbox.commands`` entry point group."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["format_table", "register"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "chaos",
+        help="run relays, dispatcher and sagas under injected faults and check the invariants",
+        description="Kill relay processes, drop database connections, fail SQS entries and Lambda "
+        "steps, redeliver and re-send; then check: nothing lost, no duplicate side effect, order "
+        "per aggregate, every saga finished. Exits 1 when an invariant is broken.",
+    )
+    p.add_argument("--events", type=int, default=100_000, help="plain events through the outbox")
+    p.add_argument("--sagas", type=int, default=1_000, help="orders through OrderSaga")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--relays", type=int, default=3, help="relay processes")
+    p.add_argument("--kills", type=int, default=20, help="relay SIGKILLs at least (half after a send)")
+    p.add_argument("--entry-failure-rate", type=float, default=0.05, help="per SendMessageBatch entry")
+    p.add_argument("--throttle-rate", type=float, default=0.05, help="per SendMessageBatch call")
+    p.add_argument("--step-failure-rate", type=float, default=0.05, help="step fails before running")
+    p.add_argument("--step-lost-response-rate", type=float, default=0.03, help="step ran, answer lost")
+    p.add_argument("--step-timeout-rate", type=float, default=0.02, help="step ran, States.Timeout")
+    p.add_argument("--step-duplicate-rate", type=float, default=0.05, help="step invoked twice")
+    p.add_argument("--duplicate-delivery-rate", type=float, default=0.05, help="SQS batches delivered twice")
+    p.add_argument("--dispatcher-crash-rate", type=float, default=0.02, help="poller dies mid-batch")
+    p.add_argument("--late-resend-rate", type=float, default=0.002, help="events re-sent after 5 min")
+    p.add_argument("--db-kill-interval", type=float, default=3.0, help="seconds between connection drops")
+    p.add_argument("--fail-payment", type=float, default=0.1, help="orders whose payment is declined")
+    p.add_argument("--fail-shipping", type=float, default=0.05, help="orders whose shipment fails")
+    p.add_argument("--fail-refund", type=float, default=0.3, help="of those, refund fails too")
+    p.add_argument("--timeout", type=float, default=3_600.0, help="give up producing after this")
+    p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
+    p.add_argument("--log-dir", help="keep the relay processes' logs here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_chaos)
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    from .harness import ChaosOptions, run_chaos
+
+    try:
+        opts = ChaosOptions(
+            events=args.events,
+            sagas=args.sagas,
+            seed=args.seed,
+            relays=args.relays,
+            kills=args.kills,
+            entry_failure_rate=args.entry_failure_rate,
+            throttle_rate=args.throttle_rate,
+            step_failure_rate=args.step_failure_rate,
+            step_lost_response_rate=args.step_lost_response_rate,
+            step_timeout_rate=args.step_timeout_rate,
+            step_duplicate_rate=args.step_duplicate_rate,
+            duplicate_delivery_rate=args.duplicate_delivery_rate,
+            dispatcher_crash_rate=args.dispatcher_crash_rate,
+            late_resend_rate=args.late_resend_rate,
+            db_kill_interval_seconds=args.db_kill_interval,
+            fail_payment=args.fail_payment,
+            fail_shipping=args.fail_shipping,
+            fail_refund=args.fail_refund,
+            timeout_seconds=args.timeout,
+            database_url=args.database_url,
+            log_dir=args.log_dir,
+        )
+    except ValueError as exc:
+        print(f"saga-outbox chaos: error: {exc}", file=sys.stderr)
+        return 2
+    report = run_chaos(opts, progress=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_table(report))
+    return 0 if report.ok else 1
+
+
+def format_table(report: Any) -> str:
+    r = report
+    rows = [
+        ("plain events", r.events),
+        ("sagas (orders)", r.sagas),
+        ("outbox rows", r.outbox_rows),
+        ("relay SIGKILLs (after send)", f"{r.kills} ({r.kills_after_send})"),
+        ("relay restarts", r.relay_restarts),
+        ("LOST", r.lost),
+        ("DUPLICATE SIDE EFFECTS", r.duplicate_side_effects),
+        ("ORDER VIOLATIONS", r.order_violations),
+        ("SAGAS UNFINISHED", r.sagas_unfinished),
+        ("COMPENSATION ORDER VIOLATIONS", r.compensation_order_violations),
+        (
+            "sagas completed / compensated / CompensationFailed",
+            f"{r.sagas_completed} / {r.sagas_compensated} / {r.sagas_compensation_failed}",
+        ),
+        ("late re-sends (delivered again)", f"{r.late_resends} ({r.late_resends_received})"),
+        *((f"absorbed: {k}", v) for k, v in r.absorbed.items()),
+        *((f"injected: {k}", v) for k, v in r.faults.items()),
+        ("wall time (s)", r.duration_seconds),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    verdict = (
+        "OK: nothing lost, no duplicate side effect, order kept, every saga finished"
+        if r.ok
+        else f"INVARIANT BROKEN: lost={r.lost_detail} duplicates={r.duplicate_side_effect_detail} "
+        f"examples={r.examples}"
+    )
+    return "\n".join([*lines, "", verdict])
