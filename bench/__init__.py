@@ -1,0 +1,1 @@
+"""Benchmarks of the outbox relay: ``python -m bench`` (see docs/performance.md)."""

@@ -1,0 +1,133 @@
+"""Headline figures (ratios against baselines of the same run), targets and the table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    op: str  # ">=" or "<="
+    bound: float
+    unit: str = ""
+
+
+TARGETS = [
+    Target("relay_vs_raw_sql", "relay→null / raw SQL (default options)", ">=", 0.8, "x"),
+    Target("relay_vs_raw_sql_best", "relay→null / raw SQL (best options)", ">=", 0.8, "x"),
+    Target("relay_vs_naive", "relay→null / naive relay (default)", ">=", 10, "x"),
+    Target("relay_vs_naive_best", "relay→null / naive relay (best)", ">=", 10, "x"),
+    Target("e2e_events_per_s_high_throughput", "e2e events/s, FIFO high-throughput", ">=", 8000),
+    Target("e2e_msgs_per_s_normal", "e2e msgs/s, FIFO normal mode", ">=", 2900),
+    Target("latency_p99_ms_notify", "commit→ack p99 ms, LISTEN/NOTIFY", "<=", 50, "ms"),
+    Target("rss_growth_ratio", "relay RSS 1M / 100K events", "<=", 1.10, "x"),
+]
+
+
+def _get(raw: dict[str, Any], *path: str) -> Any:
+    cur: Any = raw
+    for p in path:
+        if not isinstance(cur, dict) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, Any]:
+    """The headline keys of latest.json, each {"value", "target", "pass", ...absolute figures}."""
+    raw_sql = _get(raw, "raw_sql", "rows_per_s")
+    naive = _get(raw, "naive", "rows_per_s")
+    relay_default = _get(raw, "relay_null", "default", "rows_per_s")
+    relay_best = _get(raw, "relay_null", "best", "rows_per_s")
+    best_variant = _get(raw, "relay_null", "best", "variant")
+    values: dict[str, tuple[float | None, dict[str, Any]]] = {
+        "relay_vs_raw_sql": (
+            _ratio(relay_default, raw_sql),
+            {"relay_rows_per_s": relay_default, "raw_sql_rows_per_s": raw_sql},
+        ),
+        "relay_vs_raw_sql_best": (
+            _ratio(relay_best, raw_sql),
+            {"relay_rows_per_s": relay_best, "raw_sql_rows_per_s": raw_sql, "variant": best_variant},
+        ),
+        "relay_vs_naive": (
+            _ratio(relay_default, naive),
+            {"relay_rows_per_s": relay_default, "naive_rows_per_s": naive},
+        ),
+        "relay_vs_naive_best": (
+            _ratio(relay_best, naive),
+            {"relay_rows_per_s": relay_best, "naive_rows_per_s": naive, "variant": best_variant},
+        ),
+    }
+    for key, sub in (("e2e_events_per_s_high_throughput", "high"), ("e2e_msgs_per_s_normal", "normal")):
+        best = _get(raw, "e2e_sqs", sub, "best")
+        default = _get(raw, "e2e_sqs", sub, "default")
+        values[key] = (best["events_per_s"] if best else None, {"best": best, "default": default})
+    notify = _get(raw, "latency", "notify")
+    modes = ("notify", "poll_0.1s", "poll_1s")
+    values["latency_p99_ms_notify"] = (
+        notify["p99_ms"] if notify else None,
+        {k: _get(raw, "latency", k) for k in modes},
+    )
+    mem = _get(raw, "memory")
+    values["rss_growth_ratio"] = (mem["rss_growth_ratio"] if mem else None, {"memory": mem})
+    out: dict[str, Any] = {}
+    for t in TARGETS:
+        value, detail = values[t.key]
+        ok = None if value is None else (value >= t.bound if t.op == ">=" else value <= t.bound)
+        out[t.key] = {"value": value, "target": f"{t.op} {t.bound:g}", "pass": ok, **detail}
+    disp = _get(raw, "dispatcher")
+    if disp:
+        out["dispatcher_start_execution_per_s"] = {"value": disp.get("start_execution_per_s"), **disp}
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"{'figure':<44} {'value':>12} {'target':>10}  result", "-" * 76]
+    for t in TARGETS:
+        entry = result.get(t.key) or {}
+        value = entry.get("value")
+        shown = "n/a" if value is None else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}")
+        verdict = {True: "PASS", False: "MISS", None: "n/a"}[entry.get("pass")]
+        lines.append(f"{t.label:<44} {shown:>12} {t.op + ' ' + format(t.bound, 'g'):>10}  {verdict}")
+    lines.append("-" * 76)
+    raw = result.get("raw", {})
+    details = [
+        ("raw SQL ceiling rows/s", _get(raw, "raw_sql", "rows_per_s")),
+        ("naive relay rows/s", _get(raw, "naive", "rows_per_s")),
+        ("relay→null rows/s (default)", _get(raw, "relay_null", "default", "rows_per_s")),
+        ("relay→null rows/s (best)", _get(raw, "relay_null", "best", "rows_per_s")),
+        ("e2e high-throughput ev/s (default)", _get(raw, "e2e_sqs", "high", "default", "events_per_s")),
+        ("e2e normal msgs/s (default)", _get(raw, "e2e_sqs", "normal", "default", "events_per_s")),
+        ("latency p50/p95/p99 ms NOTIFY", _lat(raw, "notify")),
+        ("latency p50/p95/p99 ms poll 0.1s", _lat(raw, "poll_0.1s")),
+        ("latency p50/p95/p99 ms poll 1s (default)", _lat(raw, "poll_1s")),
+        ("RSS MiB after 100K / 1M", _mem(raw)),
+        ("dispatcher StartExecution/s (quota)", _get(raw, "dispatcher", "start_execution_per_s")),
+        ("dispatcher StartExecution/s (no quota)", _get(raw, "dispatcher", "unthrottled_per_s")),
+    ]
+    for label, value in details:
+        shown = "n/a" if value is None else (value if isinstance(value, str) else f"{value:,.0f}")
+        lines.append(f"{label:<44} {shown:>12}")
+    lines.append(
+        f"cpu_count={result.get('cpu_count')}  quick={result.get('quick')}  {result.get('timestamp')}"
+    )
+    return "\n".join(lines)
+
+
+def _lat(raw: dict[str, Any], key: str) -> str | None:
+    d = _get(raw, "latency", key)
+    return f"{d['p50_ms']:.0f}/{d['p95_ms']:.0f}/{d['p99_ms']:.0f}" if d else None
+
+
+def _mem(raw: dict[str, Any]) -> str | None:
+    d = _get(raw, "memory")
+    if not d:
+        return None
+    return f"{d['rss_small_bytes'] / 2**20:.0f} / {d['rss_large_bytes'] / 2**20:.0f}"
