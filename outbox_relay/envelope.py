@@ -29,6 +29,8 @@ _OCCURRED_AT_WIDTH = len("2026-01-01T00:00:00.000000+00:00")
 def deduplication_id(event_id: uuid.UUID | str) -> str:
     """The MessageDeduplicationId of an event: a pure function of its id, so every relay and
     every retry sends the same value and SQS drops re-sends inside its 5-minute window."""
+    if isinstance(event_id, uuid.UUID):
+        return str(event_id)
     return str(uuid.UUID(str(event_id)))
 
 
@@ -72,15 +74,15 @@ class OutboxEnvelope:
         return deduplication_id(self.event_id)
 
     def to_json(self) -> str:
-        occurred = self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
         eid = str(self.event_id)
-        return (
-            f'{{"event_id":"{eid}","event_type":{json.dumps(self.event_type, ensure_ascii=False)},'
-            f'"aggregate_type":{json.dumps(self.aggregate_type, ensure_ascii=False)},'
-            f'"aggregate_key":{json.dumps(self.aggregate_key, ensure_ascii=False)},'
-            f'"occurred_at":"{occurred}",'
-            f'"headers":{dumps(dict(self.headers), what="headers", event_id=eid)},'
-            f'"payload":{dumps(self.payload, what="payload", event_id=eid)}}}'
+        return envelope_json(
+            event_id=eid,
+            event_type=self.event_type,
+            aggregate_type=self.aggregate_type,
+            aggregate_key=self.aggregate_key,
+            occurred_at=self.occurred_at,
+            headers_json=dumps(dict(self.headers), what="headers", event_id=eid),
+            payload_json=dumps(self.payload, what="payload", event_id=eid),
         )
 
     @classmethod
@@ -98,6 +100,27 @@ class OutboxEnvelope:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidEventError(f"not an outbox envelope: {str(body)[:200]!r} ({exc})") from exc
+
+
+def envelope_json(
+    *,
+    event_id: str,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_key: str,
+    occurred_at: datetime,
+    headers_json: str,
+    payload_json: str,
+) -> str:
+    """The body, with headers and payload given as JSON text (the relay passes the jsonb text
+    PostgreSQL returns: no parse and re-dump per row)."""
+    occurred = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return (
+        f'{{"event_id":"{event_id}","event_type":{json.dumps(event_type, ensure_ascii=False)},'
+        f'"aggregate_type":{json.dumps(aggregate_type, ensure_ascii=False)},'
+        f'"aggregate_key":{json.dumps(aggregate_key, ensure_ascii=False)},'
+        f'"occurred_at":"{occurred}","headers":{headers_json},"payload":{payload_json}}}'
+    )
 
 
 def message_size(body: str, attributes: Mapping[str, Mapping[str, str]]) -> int:

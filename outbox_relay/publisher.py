@@ -148,6 +148,7 @@ class SqsFifoPublisher:
                             connect_timeout=3,
                             read_timeout=10,
                             max_pool_connections=64,
+                            parameter_validation=False,  # entries are built by the relay
                         ),
                     )
         return self._client

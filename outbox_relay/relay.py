@@ -21,7 +21,13 @@ from sqlalchemy import exc as sa_exc
 
 from . import metrics as m
 from .db import check_database, connect_engine, translate
-from .envelope import OutboxEnvelope, message_attributes, message_group_id, message_size
+from .envelope import (
+    deduplication_id,
+    envelope_json,
+    message_attributes,
+    message_group_id,
+    message_size,
+)
 from .exceptions import ConfigurationError, OutboxError, PublishError
 from .metrics import MetricsSink, NullMetrics
 from .publisher import BatchOutcome, EntryFailure, OutboundMessage, Publisher
@@ -47,8 +53,10 @@ class RelayOptions:
     #: time, which keeps order even when SQS rejects one entry of a batch and accepts a later one
     #: of the same group; up to 10 trades that guarantee for single-aggregate throughput.
     rows_per_group: int = 1
-    #: SendMessageBatch requests in flight at once
+    #: SendMessageBatch requests in flight at once (shared by the pipelines)
     concurrency: int = 8
+    #: claim→publish→mark passes running at once, each on its own groups
+    pipelines: int = 4
     #: how long a claim is ours; a relay that stalls longer is fenced off
     lease_seconds: float = 30.0
     #: failed sends before a row is dead (throttling does not count)
@@ -70,6 +78,10 @@ class RelayOptions:
     )
     #: how often the oldest-pending-age gauge is refreshed
     lag_interval_seconds: float = 5.0
+    #: publish calls per second of this relay (None: unpaced). Set it just under the queue's
+    #: quota (FIFO normal mode: 300 per action, shared by every relay): a throttled call costs a
+    #: 0.5-2 s pause of the whole relay, so staying under the quota is worth far more.
+    max_calls_per_second: float | None = None
 
     def __post_init__(self) -> None:
         check_schema(self.schema)
@@ -78,6 +90,7 @@ class RelayOptions:
             ("batch_size", self.batch_size, 1 <= self.batch_size <= 10),
             ("rows_per_group", self.rows_per_group, 1 <= self.rows_per_group <= 10),
             ("concurrency", self.concurrency, 1 <= self.concurrency <= 256),
+            ("pipelines", self.pipelines, 1 <= self.pipelines <= 16),
             ("lease_seconds", self.lease_seconds, self.lease_seconds >= 1),
             ("max_attempts", self.max_attempts, self.max_attempts >= 1),
             ("backoff_base_seconds", self.backoff_base_seconds, self.backoff_base_seconds > 0),
@@ -87,6 +100,11 @@ class RelayOptions:
                 self.backoff_max_seconds >= self.backoff_base_seconds,
             ),
             ("poll_interval_seconds", self.poll_interval_seconds, self.poll_interval_seconds > 0),
+            (
+                "max_calls_per_second",
+                self.max_calls_per_second,
+                self.max_calls_per_second is None or self.max_calls_per_second > 0,
+            ),
         ]
         for name, value, ok in checks:
             if not ok:
@@ -138,10 +156,13 @@ class Relay:
             self.engine, schema=self.options.schema, commit_horizon=self.options.commit_horizon
         )
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._wake = threading.Event()
         self._throttled_until = 0.0
         self._last_lag = -1e9
         self._checked = False
+        rate = self.options.max_calls_per_second
+        self._pacer = _Pacer(rate) if rate else None
 
     # -- lifecycle -----------------------------------------------------------------------
     def check(self) -> None:
@@ -243,16 +264,16 @@ class Relay:
         releases: list[Release] = []
         for r in rows:
             try:
-                env = OutboxEnvelope(
-                    event_id=r.event_id,
+                event_id = str(r.event_id)
+                body = envelope_json(
+                    event_id=event_id,
                     event_type=r.event_type,
                     aggregate_type=r.aggregate_type,
                     aggregate_key=r.aggregate_key,
                     occurred_at=r.created_at,
-                    payload=r.payload,
-                    headers=r.headers or {},
+                    headers_json=r.headers or "{}",
+                    payload_json=r.payload,
                 )
-                body = env.to_json()
                 attrs = message_attributes(r.event_type)
                 size = message_size(body, attrs)
                 if size > self.publisher.max_batch_bytes:
@@ -262,9 +283,9 @@ class Relay:
                 messages.append(
                     OutboundMessage(
                         row_id=r.id,
-                        event_id=str(r.event_id),
+                        event_id=event_id,
                         group_id=message_group_id(r.aggregate_type, r.aggregate_key),
-                        deduplication_id=env.deduplication_id,
+                        deduplication_id=deduplication_id(r.event_id),
                         body=body,
                         attributes=attrs,
                         size=size,
@@ -309,9 +330,11 @@ class Relay:
         batches = self._batches(messages)
         sent = {m.row_id for b in batches for m in b}
         releases = [Release(m.row_id, None, 0.0, False) for m in messages if m.row_id not in sent]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="outbox-send")
-        futures = [self._pool.submit(self._send_one, b, deadline) for b in batches]
+        with self._pool_lock:  # pipelines share one pool: concurrency bounds the whole relay
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="outbox-send")
+            pool = self._pool
+        futures = [pool.submit(self._send_one, b, deadline) for b in batches]
         published: list[int] = []
         for fut in futures:
             outcome = fut.result()
@@ -321,6 +344,8 @@ class Relay:
         return published, releases
 
     def _send_one(self, batch: list[OutboundMessage], deadline: float) -> BatchOutcome:
+        if self._pacer is not None:
+            self._pacer.wait()
         if self._clock() > deadline:
             # Our lease may have passed to another relay: sending now could overtake it.
             return BatchOutcome(
@@ -379,19 +404,50 @@ class Relay:
             self.check()
         started = self._clock()
         total = _PassStats()
-        while self._clock() - started < max_seconds:
-            stats = self._pass()
-            total.published += stats.published
-            total.failed += stats.failed
-            total.dead += stats.dead
-            total.late += stats.late
-            if stats.published == 0 and stats.failed == 0 and stats.dead == 0 and idle_exit:
-                break
+        lock = threading.Lock()
+
+        def work() -> None:
+            while self._clock() - started < max_seconds:
+                stats = self._pass()
+                with lock:
+                    total.published += stats.published
+                    total.failed += stats.failed
+                    total.dead += stats.dead
+                    total.late += stats.late
+                if stats.published == 0 and stats.failed == 0 and stats.dead == 0 and idle_exit:
+                    break
+
+        self._in_pipelines(work)
         self._report_lag(force=True)
         remaining = self.pending_count()
         return DrainResult(
             total.published, total.failed, total.dead, total.late, remaining, self._clock() - started
         )
+
+    def _in_pipelines(self, work: Callable[[], None]) -> None:
+        """Run ``work`` in ``options.pipelines`` threads (this one included): while one pass
+        waits on SQS, another claims, so senders never idle behind the database."""
+        errors: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                work()
+            except BaseException as exc:  # surfaced below, in the caller's thread
+                errors.append(exc)
+
+        helpers = [
+            threading.Thread(target=guarded, name=f"outbox-pipeline-{i}", daemon=True)
+            for i in range(1, self.options.pipelines)
+        ]
+        for t in helpers:
+            t.start()
+        try:
+            work()
+        finally:
+            for t in helpers:
+                t.join()
+        if errors:
+            raise errors[0]
 
     def pending_count(self) -> int:
         with self.engine.connect() as conn:
@@ -408,25 +464,28 @@ class Relay:
         listener = _Listener(self, stop) if self.options.listen else None
         if listener:
             listener.start()
-        errors = 0
         try:
-            while not stop.is_set():
-                try:
-                    stats = self._pass()
-                    errors = 0
-                except OutboxError as exc:
-                    errors += 1
-                    delay = min(self.options.backoff_max_seconds, 0.5 * 2 ** min(errors, 6))
-                    log.error("relay pass failed (retrying in %.1fs): %s", delay, exc)
-                    stop.wait(delay)
-                    continue
-                self._report_lag()
-                if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
-                    self._wake.wait(self.options.poll_interval_seconds)
-                    self._wake.clear()
+            self._in_pipelines(lambda: self._serve(stop))
         finally:
             if listener:
                 listener.stop()
+
+    def _serve(self, stop: threading.Event) -> None:
+        errors = 0
+        while not stop.is_set():
+            try:
+                stats = self._pass()
+                errors = 0
+            except OutboxError as exc:
+                errors += 1
+                delay = min(self.options.backoff_max_seconds, 0.5 * 2 ** min(errors, 6))
+                log.error("relay pass failed (retrying in %.1fs): %s", delay, exc)
+                stop.wait(delay)
+                continue
+            self._report_lag()
+            if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
+                self._wake.wait(self.options.poll_interval_seconds)
+                self._wake.clear()
 
     def start_in_thread(self) -> RelayThread:
         """Run inside a host application; returns a handle whose ``stop()`` drains and joins."""
@@ -458,6 +517,23 @@ class Relay:
                 self.metrics.gauge(m.OLDEST_PENDING_AGE, self._store.oldest_pending_age())
             except sa_exc.DBAPIError as exc:
                 log.warning("could not read the outbox lag: %s", exc)
+
+
+class _Pacer:
+    """Spaces calls ``1/rate`` seconds apart across the sender threads (no burst)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
 
 
 class RelayThread:

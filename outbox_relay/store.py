@@ -34,8 +34,8 @@ SET lease_owner = %(owner)s, lease_token = %(token)s,
     first_sent_at = coalesce(o.first_sent_at, now())
 FROM (SELECT id, first_sent_at FROM "{s}".outbox WHERE id = ANY(%(ids)s)) AS prev
 WHERE o.id = prev.id AND o.state = 'pending'
-RETURNING o.id, o.event_id, o.aggregate_type, o.aggregate_key, o.event_type, o.payload, o.headers,
-          o.created_at, o.attempts, prev.first_sent_at, now() AS claimed_at
+RETURNING o.id, o.event_id, o.aggregate_type, o.aggregate_key, o.event_type, o.payload::text,
+          o.headers::text, o.created_at, o.attempts, prev.first_sent_at, now() AS claimed_at
 """
 _MARK_PUBLISHED = """
 UPDATE "{s}".outbox
@@ -64,8 +64,8 @@ class ClaimedRow:
     aggregate_type: str
     aggregate_key: str
     event_type: str
-    payload: Any
-    headers: Any
+    payload: str  # jsonb as PostgreSQL prints it: spliced into the body, never parsed
+    headers: str
     created_at: datetime
     attempts: int
     first_sent_at: datetime | None
@@ -132,15 +132,16 @@ class OutboxStore:
                 return 0, []
             locked = set(conn.exec_driver_sql(self._lock_heads, {"ids": heads}).scalars())
             if len(locked) != len(heads):
+                head_set, keep = set(heads), set(ids)  # was O(scan x claim): list/set per row
                 lost = {
                     (c.aggregate_type, c.aggregate_key)
                     for c in candidates
-                    if c.id in heads and c.id not in locked
+                    if c.id in head_set and c.id not in locked
                 }
                 ids = [
                     c.id
                     for c in candidates
-                    if c.id in set(ids) and (c.aggregate_type, c.aggregate_key) not in lost
+                    if c.id in keep and (c.aggregate_type, c.aggregate_key) not in lost
                 ]
             if not ids:
                 return 0, []

@@ -7,6 +7,7 @@ and the event commit together or not at all.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -71,13 +72,13 @@ def enqueue(
         raise InvalidEventError(f"event {eid}: payload must be a JSON object, got {type(payload).__name__}")
     payload_json = dumps(payload, what="payload", event_id=eid)
     headers_json = dumps(dict(headers or {}), what="headers", event_id=eid)
-    size = estimated_size(
+    size = estimated_size(  # the relay sends jsonb's text form: ", " and ": " separators
         event_id=eid,
         event_type=event_type,
         aggregate_type=aggregate_type,
         aggregate_key=aggregate_key,
-        payload_json=payload_json,
-        headers_json=headers_json,
+        payload_json=json.dumps(payload, ensure_ascii=False),
+        headers_json=json.dumps(dict(headers or {}), ensure_ascii=False),
     )
     if size > max_message_bytes:
         raise PayloadTooLargeError(
