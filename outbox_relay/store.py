@@ -14,10 +14,15 @@ SELECT id, aggregate_type, aggregate_key,
        available_at <= now() AS due,
        coalesce(lease_expires_at > now(), false) AS leased
 FROM "{s}".outbox
-WHERE state = 'pending'
+WHERE state = 'pending'{more}
 ORDER BY id
 LIMIT %(scan)s
 """
+# Past a window crowded by a few busy groups: the next rows of *other* groups, so one aggregate
+# with a large backlog cannot hide every other group from the relay.
+_BEYOND = """
+  AND id > %(after)s
+  AND NOT (aggregate_type || ':' || aggregate_key = ANY(%(seen)s))"""
 # Lock only the heads; whoever holds a head owns its group for this claim. SKIP LOCKED here is
 # safe because it is applied to heads, never to the rows behind them.
 _LOCK_HEADS = """
@@ -114,7 +119,8 @@ class OutboxStore:
         self.engine = engine
         self.schema = schema
         settled = "txid < pg_snapshot_xmin(pg_current_snapshot())" if commit_horizon else "true"
-        self._candidates = _CANDIDATES.format(s=schema, settled=settled)
+        self._candidates = _CANDIDATES.format(s=schema, settled=settled, more="")
+        self._beyond = _CANDIDATES.format(s=schema, settled=settled, more=_BEYOND)
         self._lock_heads = _LOCK_HEADS.format(s=schema)
         self._lease = _LEASE.format(s=schema)
         self._mark_published = _MARK_PUBLISHED.format(s=schema)
@@ -128,6 +134,14 @@ class OutboxStore:
             if not candidates:
                 return 0, []
             heads, ids = select_claimable(candidates, claim_size=claim_size, rows_per_group=rows_per_group)
+            if len(candidates) == scan and len(ids) < claim_size:
+                seen = sorted({f"{c.aggregate_type}:{c.aggregate_key}" for c in candidates})
+                candidates += conn.exec_driver_sql(
+                    self._beyond, {"scan": scan, "after": candidates[-1].id, "seen": seen}
+                ).all()
+                heads, ids = select_claimable(
+                    candidates, claim_size=claim_size, rows_per_group=rows_per_group
+                )
             if not heads:
                 return 0, []
             locked = set(conn.exec_driver_sql(self._lock_heads, {"ids": heads}).scalars())

@@ -230,3 +230,33 @@ def test_sigterm_finishes_in_flight_batches_then_exits(engine, database_url, out
         assert int(attrs["Attributes"]["ApproximateNumberOfMessages"]) == published
     finally:
         server.stop()
+
+
+def test_a_large_backlog_in_one_aggregate_does_not_hide_the_others(engine, outbox):
+    """1,000 pending rows of one aggregate fill the relay's scan window; the heads of the other
+    aggregates behind it must still be claimed in the same pass (no starvation)."""
+    with engine.begin() as conn:
+        for seq in range(1000):
+            enqueue(
+                conn,
+                aggregate_type="acct",
+                aggregate_key="busy",
+                event_type="E",
+                payload={"seq": seq},
+                schema=outbox,
+            )
+        for g in range(5):
+            enqueue(
+                conn,
+                aggregate_type="acct",
+                aggregate_key=f"quiet{g}",
+                event_type="E",
+                payload={"seq": 0},
+                schema=outbox,
+            )
+    sink = FifoModel(seed=2)
+    relay = Relay(
+        engine=engine, publisher=sink, options=RelayOptions(schema=outbox, listen=False, claim_size=10)
+    )
+    assert relay.run_once() == 6
+    assert sorted(g for g, _ in sink.accepted) == ["acct:busy"] + [f"acct:quiet{g}" for g in range(5)]
