@@ -281,7 +281,9 @@ def test_poison_row_goes_dead_and_the_others_keep_flowing(engine, outbox, sqs, q
             "VALUES (gen_random_uuid(), 'order', 'other', 'E', "
             "jsonb_build_object('blob', repeat('x', 1100000)))"
         )
-    rejecting = FaultySqsClient(sqs, fail_entry=lambda e: "bad body" if '"i": 2' in e["MessageBody"] else None)
+    # the body carries the payload as PostgreSQL prints jsonb (", " and ": " separators)
+    poison = '"i": 2'
+    rejecting = FaultySqsClient(sqs, fail_entry=lambda e: "bad body" if poison in e["MessageBody"] else None)
     relay = _relay(engine, outbox, rejecting, queue_url)
     result = relay.drain(max_seconds=10)
     assert result.published == 4 and result.dead == 2 and result.remaining == 0
