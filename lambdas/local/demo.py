@@ -52,6 +52,22 @@ class DemoResult:
         }
 
 
+def simulated_failures(
+    rng: random.Random, *, fail_payment: float, fail_shipping: float, fail_refund: float
+) -> dict[str, bool]:
+    """The ``simulate`` flags of one order: payment fails, or shipping fails (and then maybe the
+    refund too, which ends the saga in CompensationFailed)."""
+    simulate: dict[str, bool] = {}
+    roll = rng.random()
+    if roll < fail_payment:
+        simulate["fail_payment"] = True
+    elif roll < fail_payment + fail_shipping:
+        simulate["fail_shipping"] = True
+        if rng.random() < fail_refund:
+            simulate["fail_refund"] = True
+    return simulate
+
+
 def place_orders(runtime: LocalRuntime, opts: DemoOptions) -> dict[str, int]:
     from lambdas.orders.commands import place_order
 
@@ -59,14 +75,12 @@ def place_orders(runtime: LocalRuntime, opts: DemoOptions) -> dict[str, int]:
     rng = random.Random(opts.seed)
     placed = {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0}
     for i in range(opts.orders):
-        simulate: dict[str, bool] = {}
-        roll = rng.random()
-        if roll < opts.fail_payment:
-            simulate["fail_payment"] = True
-        elif roll < opts.fail_payment + opts.fail_shipping:
-            simulate["fail_shipping"] = True
-            if rng.random() < opts.fail_refund:
-                simulate["fail_refund"] = True
+        simulate = simulated_failures(
+            rng,
+            fail_payment=opts.fail_payment,
+            fail_shipping=opts.fail_shipping,
+            fail_refund=opts.fail_refund,
+        )
         for k in simulate:
             placed[k] += 1
         with runtime.engine.begin() as conn:

@@ -124,14 +124,19 @@ class SqsEventSource:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def poll_once(self) -> int:
-        """Receive one batch, invoke the handler, delete what succeeded; returns records seen."""
-        messages = self._sqs.receive_message(
+    def receive(self) -> list[dict[str, Any]]:
+        """One ReceiveMessage of up to ``batch_size`` records, with every attribute."""
+        messages: list[dict[str, Any]] = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self._batch_size,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
+        return messages
+
+    def poll_once(self) -> int:
+        """Receive one batch, invoke the handler, delete what succeeded; returns records seen."""
+        messages = self.receive()
         if not messages:
             return 0
         redelivered = sum(

@@ -127,12 +127,7 @@ class ChaosEventSource(SqsEventSource):
         self._history = history
 
     def poll_once(self) -> int:
-        messages = self._sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        messages = self.receive()
         if not messages:
             return 0
         if self._crash_rate and self._rng.random() < self._crash_rate:

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
+from ..demo import simulated_failures
 from .checker import ChaosReport, check_run
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
@@ -402,15 +403,13 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
                         ).scalar_one()
                     )
                 if in_flight - refund_fail_orders < opts.max_sagas_in_flight:
-                    simulate: dict[str, bool] = {}
-                    roll = order_rng.random()
-                    if roll < opts.fail_payment:
-                        simulate["fail_payment"] = True
-                    elif roll < opts.fail_payment + opts.fail_shipping:
-                        simulate["fail_shipping"] = True
-                        if order_rng.random() < opts.fail_refund:
-                            simulate["fail_refund"] = True
-                            refund_fail_orders += 1
+                    simulate = simulated_failures(
+                        order_rng,
+                        fail_payment=opts.fail_payment,
+                        fail_shipping=opts.fail_shipping,
+                        fail_refund=opts.fail_refund,
+                    )
+                    refund_fail_orders += int(simulate.get("fail_refund", False))
                     with engine.begin() as c:
                         place_order(
                             c,
