@@ -28,6 +28,12 @@ def register(subparsers: Any) -> None:
         help="share of SQS batches delivered twice (visibility timeout expiry)",
     )
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=40,
+        help="unfinished sagas at most (moto runs each execution on a thread of this process)",
+    )
     demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     demo.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     demo.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -25,10 +25,14 @@ class DemoOptions:
     duplicate_rate: float = 0.05
     seed: int = 7
     timeout_seconds: float = 300.0
+    #: orders whose saga has not finished yet, at most (the local stack's backpressure)
+    max_in_flight: int = 40
 
     def __post_init__(self) -> None:
         if self.orders < 1:
             raise ValueError(f"--orders must be at least 1, got {self.orders}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
         for name in ("fail_payment", "fail_shipping", "fail_refund", "duplicate_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -68,13 +72,20 @@ def simulated_failures(
     return simulate
 
 
-def place_orders(runtime: LocalRuntime, opts: DemoOptions) -> dict[str, int]:
+def place_orders(
+    runtime: LocalRuntime,
+    opts: DemoOptions,
+    rng: random.Random,
+    placed: dict[str, int],
+    *,
+    first: int,
+    count: int,
+) -> None:
+    """Place orders ``first`` .. ``first + count - 1``, each in its own transaction."""
     from lambdas.orders.commands import place_order
 
     assert runtime.engine is not None
-    rng = random.Random(opts.seed)
-    placed = {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0}
-    for i in range(opts.orders):
+    for i in range(first, first + count):
         simulate = simulated_failures(
             rng,
             fail_payment=opts.fail_payment,
@@ -93,7 +104,6 @@ def place_orders(runtime: LocalRuntime, opts: DemoOptions) -> dict[str, int]:
                 outbox_schema=runtime.options.outbox_schema,
                 orders_schema=runtime.options.orders_schema,
             )
-    return placed
 
 
 def _settled(runtime: LocalRuntime) -> tuple[int, int, bool]:
@@ -128,16 +138,25 @@ def run_demo(
     local = local or LocalOptions(duplicate_rate=opts.duplicate_rate, seed=opts.seed)
     started = time.monotonic()
     with LocalRuntime(local) as runtime:
-        placed = place_orders(runtime, opts)
+        rng = random.Random(opts.seed)
+        placed = {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0}
+        n_placed = 0
         deadline = started + opts.timeout_seconds
         stable = 0
         last = [-1]
         while time.monotonic() < deadline:
             finished, total, quiet = _settled(runtime)
+            # Backpressure: moto runs every execution on its own thread in this process, and
+            # hundreds at once starve each other past their task timeouts.
+            room = min(opts.max_in_flight - (n_placed - finished), opts.orders - n_placed)
+            if room > 0:
+                place_orders(runtime, opts, rng, placed, first=n_placed, count=room)
+                n_placed += room
             if progress is not None:
                 _bar(finished, opts.orders, time.monotonic() - started, progress, last)
             # quiet twice in a row: the last hook's event may still be on its way
-            stable = stable + 1 if (finished >= opts.orders and total >= opts.orders and quiet) else 0
+            done = n_placed == opts.orders and finished >= opts.orders and total >= opts.orders
+            stable = stable + 1 if (done and quiet) else 0
             if stable >= 2:
                 break
             time.sleep(0.25)

@@ -74,6 +74,18 @@ class LocalOptions:
     quiet_handlers: bool = True
 
 
+def _warm_moto_models() -> None:
+    """Load moto's service models once, before any worker thread runs.
+
+    moto caches them with ``functools.cache``, which does not stop concurrent first calls: the
+    first burst of executions would each parse the large botocore JSON models at once, and with
+    dozens of threads that stampede takes minutes on two cores."""
+    from moto.core.routing import get_service_router
+
+    for service in ("lambda", "stepfunctions", "dynamodb", "sqs", "iam", "sts", "logs"):
+        get_service_router(service)
+
+
 class LocalRuntime:
     """Start with :meth:`start` (or as a context manager); everything stops with :meth:`stop`."""
 
@@ -122,6 +134,7 @@ class LocalRuntime:
             os.environ.setdefault(name, value)  # moto never checks them; botocore wants some
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self._mock.start()
+        _warm_moto_models()
         region = self.options.region
         session = boto3.session.Session(region_name=region)
         self.clients = {s: session.client(s) for s in ("sqs", "stepfunctions", "dynamodb", "lambda")}
@@ -174,6 +187,9 @@ class LocalRuntime:
             os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
             os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
             warnings.filterwarnings("ignore", message="No application metrics to publish")
+            # moto logs every failed task at ERROR (with its whole parse tree); failures are
+            # part of the demo and show up in the executions, not as log noise
+            logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         from lambdas import runtime as lambda_runtime
         from lambdas.config import RuntimeConfig
         from lambdas.handlers import command_api, dispatcher, steps
