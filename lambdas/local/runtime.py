@@ -15,6 +15,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,6 +70,9 @@ class LocalOptions:
     #: one poller: moto's FIFO receive is not atomic, two pollers could take the same group
     event_source_threads: int = 1
     seed: int | None = None
+    #: state machine definitions (workflow name -> ASL JSON with the steps function's ARN
+    #: already in place) to run instead of compiling them, e.g. those of a synthesized template
+    definitions: Mapping[str, str] | None = None
     #: keep the handlers' Powertools logs (WARNING and up) and EMF metrics off stdout, which
     #: belongs to the demo's table; Lambda would send both to CloudWatch
     quiet_handlers: bool = True
@@ -162,11 +166,14 @@ class LocalRuntime:
         )
         sfn = self.clients["stepfunctions"]
         for wf in all_workflows():
-            arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{wf.function}"
-            definition = compile_definition(wf, function_arns={wf.function: arn})
+            arn = self.function_arn(wf.function)
+            if self.options.definitions is not None:
+                definition = self.options.definitions[wf.name]
+            else:
+                definition = json.dumps(compile_definition(wf, function_arns={wf.function: arn}))
             self.state_machine_arns[wf.name] = sfn.create_state_machine(
                 name=wf.name,
-                definition=json.dumps(definition),
+                definition=definition,
                 roleArn=f"arn:aws:iam::{ACCOUNT}:role/saga-outbox-local",
                 type=str(wf.kind),
             )["stateMachineArn"]
@@ -286,6 +293,10 @@ class LocalRuntime:
             self._mock = None
 
     # -- queries the demo, the CLI and tests share ----------------------------------------
+    def function_arn(self, function: str) -> str:
+        """The ARN a Task invokes for a logical function; the bridge answers it in-process."""
+        return f"arn:aws:lambda:{self.options.region}:{ACCOUNT}:function:{function}"
+
     def executions(self, workflow: str) -> list[dict[str, Any]]:
         sfn = self.clients["stepfunctions"]
         out: list[dict[str, Any]] = []
