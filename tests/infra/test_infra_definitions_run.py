@@ -49,7 +49,7 @@ SCENARIOS: dict[str, tuple[dict[str, bool], list[str], str]] = {
 
 def _template_definitions(resources: Any, function_arn: Any) -> dict[str, str]:
     machines = {
-        r["Properties"]["StateMachineName"] if "StateMachineName" in r["Properties"] else k: r["Properties"]
+        r["Properties"].get("StateMachineName", k): r["Properties"]
         for k, r in resources("AWS::StepFunctions::StateMachine").items()
     }
     out: dict[str, str] = {}
