@@ -3,6 +3,7 @@ duplicate side effect, a reordered group and a compensation out of order are rep
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import pytest
@@ -83,7 +84,15 @@ def test_duplicate_payment_is_reported(database_url: str, aws_env: None) -> None
         from lambdas.local.demo import DemoOptions, place_orders
 
         assert rt.engine is not None
-        place_orders(rt, DemoOptions(orders=3, fail_payment=0.0, fail_shipping=0.0, duplicate_rate=0.0))
+        opts = DemoOptions(orders=3, fail_payment=0.0, fail_shipping=0.0, duplicate_rate=0.0)
+        place_orders(
+            rt,
+            opts,
+            random.Random(0),
+            {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0},
+            first=0,
+            count=3,
+        )
         import time
 
         deadline = time.monotonic() + 90
