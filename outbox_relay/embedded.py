@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,7 +22,9 @@ def embedded_postgres_url(data_dir: str | os.PathLike[str] | None = None) -> str
     The server lives as long as this process (pgserver stops it at exit).
     """
     try:
-        import pgserver  # type: ignore[import-untyped]
+        with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigurationError(
             "the embedded PostgreSQL needs the 'local' extra: pip install 'saga-outbox[local]'"
