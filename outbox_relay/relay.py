@@ -520,17 +520,20 @@ class Relay:
 
 
 class _Pacer:
-    """Spaces calls ``1/rate`` seconds apart across the sender threads (no burst)."""
+    """A token bucket shared by the sender threads: on average ``rate`` calls per second, with
+    up to ``burst`` at once after a pause, so a slot missed while senders wait on the database
+    is caught up instead of lost."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, burst: int | None = None) -> None:
         self._interval = 1.0 / rate
+        self._window = self._interval * (burst if burst is not None else max(1, int(rate / 20)))
         self._next = 0.0
         self._lock = threading.Lock()
 
     def wait(self) -> None:
         with self._lock:
             now = time.monotonic()
-            slot = max(now, self._next)
+            slot = max(self._next, now - self._window)
             self._next = slot + self._interval
         if slot > now:
             time.sleep(slot - now)

@@ -151,3 +151,16 @@ def test_batches_keep_each_group_in_one_request_and_respect_limits():
     for g in ("g0", "g1", "g2"):
         ids = [m.row_id for b in batches for m in b if m.group_id == g]
         assert ids == sorted(ids)
+
+
+def test_pacer_never_exceeds_its_rate_beyond_the_burst():
+    import time
+
+    from outbox_relay.relay import _Pacer
+
+    pacer = _Pacer(200.0, burst=5)
+    started = time.monotonic()
+    for _ in range(45):
+        pacer.wait()
+    # 5 calls may go at once; the other 40 are spaced 5 ms apart
+    assert time.monotonic() - started >= 40 / 200.0 - 0.005
