@@ -84,6 +84,20 @@ def _order_id(task: StepTask) -> uuid.UUID:
 
 
 # ---------------------------------------------------------------------------- saga actions
+def _effect_once(ctx: StepContext, table: sa.Table, *columns: Any, **values: Any) -> Any:
+    """Record a business effect under the task's effect key, or find the one recorded by an
+    earlier invocation: the UNIQUE key, not the caller, decides whether it happens."""
+    task = ctx.task
+    ctx.conn.execute(
+        pg_insert(table)
+        .values(idempotency_key=task.effect_key, execution_name=task.execution, **values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    return ctx.conn.execute(
+        sa.select(table.c.id, *columns).where(table.c.idempotency_key == task.effect_key)
+    ).one()
+
+
 def reserve_inventory(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
     task, t = ctx.task, order_tables(ctx.orders_schema).inventory_reservations
     order_id = _order_id(task)
@@ -135,19 +149,7 @@ def charge_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults
     if faults(task, "fail_payment"):
         raise PaymentDeclined(f"order {order_id}: payment declined (simulated)")
     amount = int(task.payload.get("amount_cents", 0))
-    ctx.conn.execute(
-        pg_insert(t)
-        .values(
-            idempotency_key=task.effect_key,
-            execution_name=task.execution,
-            order_id=order_id,
-            amount_cents=amount,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    )
-    row = ctx.conn.execute(
-        sa.select(t.c.id, t.c.amount_cents).where(t.c.idempotency_key == task.effect_key)
-    ).one()
+    row = _effect_once(ctx, t, t.c.amount_cents, order_id=order_id, amount_cents=amount)
     return {"order_id": str(order_id), "payment_id": row.id, "amount_cents": row.amount_cents}
 
 
@@ -176,19 +178,7 @@ def create_shipment(ctx: StepContext, *, faults: FaultInjector = simulated_fault
     if faults(task, "fail_shipping"):
         raise ShipmentFailed(f"order {order_id}: shipment could not be created (simulated)")
     tracking = "TRK-" + uuid.uuid5(HOOK_EVENT_NAMESPACE, task.effect_key).hex[:12].upper()
-    ctx.conn.execute(
-        pg_insert(t)
-        .values(
-            idempotency_key=task.effect_key,
-            execution_name=task.execution,
-            order_id=order_id,
-            tracking_number=tracking,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    )
-    row = ctx.conn.execute(
-        sa.select(t.c.id, t.c.tracking_number).where(t.c.idempotency_key == task.effect_key)
-    ).one()
+    row = _effect_once(ctx, t, t.c.tracking_number, order_id=order_id, tracking_number=tracking)
     return {"order_id": str(order_id), "shipment_id": row.id, "tracking_number": row.tracking_number}
 
 
