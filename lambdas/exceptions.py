@@ -15,6 +15,8 @@ original is always chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from workflows.orders import TRANSIENT_ERRORS
+
 __all__ = [
     "RETRYABLE_ERROR_NAMES",
     "BusinessRuleViolation",
@@ -110,14 +112,6 @@ class IdempotencyStoreUnavailable(TransientError):
 
 
 #: Error names (Step Functions matches names exactly, not class hierarchies) worth a Retry;
-#: the business failures above are final and should go straight to the Catch.
-RETRYABLE_ERROR_NAMES = (
-    "DatabaseUnavailable",
-    "StepInProgress",
-    "IdempotencyStoreUnavailable",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-    "States.Timeout",
-)
+#: the business failures above are final and go straight to the Catch. The workflows' Retry
+#: declarations are the one list; a test checks it names our transient exception classes.
+RETRYABLE_ERROR_NAMES = TRANSIENT_ERRORS

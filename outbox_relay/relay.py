@@ -127,7 +127,6 @@ class _PassStats:
     failed: int = 0
     dead: int = 0
     late: int = 0
-    throttled: bool = False
 
 
 class Relay:
@@ -233,7 +232,6 @@ class Relay:
         releases.extend(more)
         stats.published = len(published)
         stats.failed = sum(1 for r in releases if r.spend_attempt)
-        stats.throttled = any(r.error and r.error.startswith("throttled") for r in releases)
         try:
             marked, died = self._store.mark(
                 token=token, published=published, releases=releases, max_attempts=opts.max_attempts

@@ -9,8 +9,8 @@ from workflows import RetryPolicy, Step, Workflow, WorkflowKind
 
 #: Errors worth a retry. Step Functions matches error *names*; a business failure
 #: (PaymentDeclined, RefundFailed, ...) is final and goes straight to the Catch, so a declined
-#: card is compensated at once instead of being charged three times. Kept equal to
-#: ``lambdas.exceptions.RETRYABLE_ERROR_NAMES`` by a test (workflows does not import lambdas).
+#: card is compensated at once instead of being charged three times. The unqualified names are
+#: the step handlers' transient exceptions (``lambdas.exceptions``, which re-exports this list).
 TRANSIENT_ERRORS = (
     "DatabaseUnavailable",
     "StepInProgress",

@@ -45,7 +45,6 @@ class DemoResult:
     seconds: float
     duplicate_deliveries: int
     placed: dict[str, int]
-    inspector_hint: str
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -177,7 +176,6 @@ def run_demo(
         seconds=time.monotonic() - started,
         duplicate_deliveries=duplicates,
         placed=placed,
-        inspector_hint="saga-outbox local up   # then open the inspector URL it prints",
     )
 
 

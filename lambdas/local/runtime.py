@@ -107,7 +107,6 @@ class LocalRuntime:
         self._mock: Any = None
         self._bridge: Any = None
         self._relay_thread: RelayThread | None = None
-        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -127,7 +126,6 @@ class LocalRuntime:
         except BaseException:
             self.stop()  # a half-started stack must not leak moto's patches or threads
             raise
-        self._started = True
         return self
 
     def _start_aws(self) -> None:
@@ -199,7 +197,7 @@ class LocalRuntime:
             logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         from lambdas import runtime as lambda_runtime
         from lambdas.config import RuntimeConfig
-        from lambdas.handlers import command_api, dispatcher, steps
+        from lambdas.handlers import dispatcher, steps
 
         opts = self.options
         config = RuntimeConfig(
@@ -220,7 +218,6 @@ class LocalRuntime:
         )
         self.steps_handler = self._quiet(self.lambda_runtime.cached_handler(steps.make_handler))
         self.dispatcher_handler = self._quiet(self.lambda_runtime.cached_handler(dispatcher.make_handler))
-        self.command_handler = self._quiet(self.lambda_runtime.cached_handler(command_api.make_handler))
         functions = {wf.function for wf in all_workflows()}
         self._bridge = lambda_bridge({name: self.steps_handler for name in functions})
         self._bridge.__enter__()
@@ -252,7 +249,6 @@ class LocalRuntime:
         client = self.clients["sqs"]
         if opts.sqs_wrapper is not None:
             client = opts.sqs_wrapper(client)
-        self.relay_publisher_client = client
         self.relay = Relay(
             engine=self.engine,
             publisher=SqsFifoPublisher(queue_url=self.queue_url, sqs_client=client),

@@ -1,17 +1,31 @@
-"""The order workflows retry exactly the errors the step handlers call transient."""
+"""The order workflows retry exactly the step handlers' transient errors, and no business error."""
 
-from lambdas.exceptions import RETRYABLE_ERROR_NAMES
+import inspect
+
+from lambdas import exceptions as lambda_errors
 from workflows.orders import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
 
+# raised only by the dispatcher (SQS redelivers it), never by a step
+_NOT_FROM_STEPS = {"DispatchFailed"}
 
-def test_retried_errors_match_the_handlers_transient_errors():
-    assert set(TRANSIENT_ERRORS) == set(RETRYABLE_ERROR_NAMES)
+
+def _classes(base: type) -> set[str]:
+    return {
+        name
+        for name, obj in vars(lambda_errors).items()
+        if inspect.isclass(obj) and issubclass(obj, base) and obj is not base
+    }
+
+
+def test_retried_names_are_the_transient_exceptions_of_the_steps():
+    ours = {n for n in TRANSIENT_ERRORS if "." not in n}  # Lambda.* / States.* are AWS's names
+    assert ours == _classes(lambda_errors.TransientError) - _NOT_FROM_STEPS
     for wf in (ORDER_SAGA, ORDER_PROJECTION):
         for step in wf.steps:
             assert set(step.retry.errors) == set(TRANSIENT_ERRORS), step.name
 
 
 def test_business_failures_are_not_retried():
-    assert not {"PaymentDeclined", "ShipmentFailed", "RefundFailed", "InventoryUnavailable"} & set(
-        TRANSIENT_ERRORS
-    )
+    business = _classes(lambda_errors.BusinessRuleViolation)
+    assert {"PaymentDeclined", "ShipmentFailed", "RefundFailed", "InventoryUnavailable"} <= business
+    assert not business & set(TRANSIENT_ERRORS)
