@@ -12,11 +12,11 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
-	$(BIN)/python -c 'import outbox_relay, workflows, lambdas, moto, pgserver, aws_cdk'
+	cd / && $(CURDIR)/$(BIN)/python -c 'import outbox_relay, saga_outbox.workflows, saga_outbox.lambdas, saga_outbox.cdk, saga_outbox.local, moto, pgserver, aws_cdk'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/saga-outbox demo
+	$(BIN)/python -m examples.orders demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
@@ -24,19 +24,19 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy outbox_relay workflows lambdas cdk bench
+	$(BIN)/mypy saga_outbox outbox_relay workflows lambdas cdk local inspector bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 check-infra: $(STAMP)
-	$(BIN)/python -m cdk.checks
+	$(BIN)/python -m saga_outbox.cdk.checks
 
 chaos: $(STAMP)
-	$(BIN)/saga-outbox chaos
+	$(BIN)/saga-outbox chaos --app examples.orders.app:app
 
 local-up: $(STAMP)
-	$(BIN)/saga-outbox local up
+	$(BIN)/saga-outbox local up --app examples.orders.app:app
 
 clean:
 	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

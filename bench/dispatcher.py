@@ -1,6 +1,6 @@
 """(7) Dispatcher: SQS batches → Step Functions StartExecution calls per second.
 
-Drives the real Lambda handler ``lambdas.handlers.dispatcher.make_handler`` (Powertools
+Drives the real Lambda handler ``saga_outbox.lambdas.handlers.dispatcher.make_handler`` (Powertools
 ``SqsFifoPartialProcessor``, our ``Dispatcher``) with an injected boto3 ``stepfunctions``
 client (default botocore configuration, as the Lambda runtime builds it) pointed at
 :mod:`bench.fake_aws`: 20 ms per StartExecution, Standard quota bucket 1,300 refilled at
@@ -69,9 +69,9 @@ def _record(i: int) -> dict[str, Any]:
 def _handler(endpoint_url: str) -> Any:
     import boto3
 
-    from lambdas.config import RuntimeConfig
-    from lambdas.handlers.dispatcher import make_handler
-    from lambdas.runtime import Runtime
+    from saga_outbox.lambdas.config import RuntimeConfig
+    from saga_outbox.lambdas.handlers.dispatcher import make_handler
+    from saga_outbox.lambdas.runtime import Runtime
 
     sfn = boto3.client(
         "stepfunctions",
@@ -84,7 +84,7 @@ def _handler(endpoint_url: str) -> Any:
 
 
 def measure(server: FakeAwsProcess, config: ServerConfig, seconds: float) -> dict[str, Any]:
-    from lambdas.local import LocalLambdaContext
+    from saga_outbox.local import LocalLambdaContext
 
     server.configure(config)
     handler = _handler(server.endpoint_url)
@@ -143,7 +143,7 @@ def run(ctx: Ctx) -> dict[str, Any]:
         f"({quota['throttled_per_s']:,.0f}/s throttled), {free['start_execution_per_s']:,.0f}/s without"
     )
     return {
-        "driver": "lambdas.handlers.dispatcher.make_handler",
+        "driver": "saga_outbox.lambdas.handlers.dispatcher.make_handler",
         "invocations": INVOCATIONS,
         "quota": {"bucket": 1300, "refill_per_s": 300},
         "with_quota": quota,

@@ -1,6 +1,6 @@
-"""CDK entry point: ``python -m cdk.app`` (the ``app`` of ``cdk.json``).
+"""CDK entry point: ``python -m saga_outbox.cdk.app`` (the ``app`` of ``cdk.json``).
 
-Context keys (``-c key=value``), all optional: see :class:`cdk.config.DeploymentConfig`.
+Context keys (``-c key=value``), all optional: see :class:`saga_outbox.cdk.config.DeploymentConfig`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, Environment
 
-from cdk.config import DeploymentConfig
-from cdk.nag import add_nag_checks
-from cdk.stack import SagaOutboxStack
+from saga_outbox._discovery import load_app
+from saga_outbox.cdk.config import DeploymentConfig
+from saga_outbox.cdk.nag import add_nag_checks
+from saga_outbox.cdk.stack import SagaOutboxStack
 
 __all__ = ["FEATURE_FLAGS", "OFFLINE_CONTEXT", "build_app", "main"]
 
 # Feature flags a new CDK project would get in cdk.json; set here so that the CLI, the tests and
-# ``cdk.checks`` synthesize the same template. Context given by the caller wins.
+# ``saga_outbox.cdk.checks`` synthesize the same template. Context given by the caller wins.
 FEATURE_FLAGS: Mapping[str, Any] = {
     "@aws-cdk/core:checkSecretUsage": True,
     "@aws-cdk/core:target-partitions": ["aws", "aws-cn"],
@@ -30,6 +31,9 @@ FEATURE_FLAGS: Mapping[str, Any] = {
     "@aws-cdk/aws-lambda:recognizeLayerVersion": True,
     "@aws-cdk/core:enablePartitionLiterals": True,
 }
+
+#: the app this repository deploys: the orders example
+EXAMPLE_APP = "examples.orders.app:app"
 
 # Skips asset bundling (the pip-built dependencies layer) so a synth needs no network.
 OFFLINE_CONTEXT: Mapping[str, Any] = {"aws:cdk:bundling-stacks": []}
@@ -45,6 +49,8 @@ def build_app(
         app,
         config.stack_name,
         config=config,
+        app=load_app(EXAMPLE_APP),
+        app_spec=EXAMPLE_APP,
         env=Environment(account=config.account, region=config.region),
         description=f"saga-outbox ({config.stage}): transactional outbox -> SQS FIFO -> Step Functions sagas",
         termination_protection=config.deletion_protection,

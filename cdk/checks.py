@@ -1,4 +1,4 @@
-"""``python -m cdk.checks``: synthesize offline, report cdk-nag and cfn-lint findings.
+"""``python -m saga_outbox.cdk.checks``: synthesize offline, report cdk-nag and cfn-lint findings.
 
 Exit status 0 only if cdk-nag (AwsSolutions; errors *and* warnings, acknowledged ones excepted)
 and cfn-lint (errors and warnings, minus :data:`CFN_LINT_IGNORED`) find nothing.
@@ -57,7 +57,7 @@ class SynthResult:
 def synthesize(outdir: str | Path, context: Mapping[str, Any] | None = None) -> SynthResult:
     """Synthesize the app (offline: no asset bundling) with cdk-nag registered, and collect the
     policy-validation findings instead of raising on them."""
-    from cdk.app import OFFLINE_CONTEXT, build_app
+    from saga_outbox.cdk.app import OFFLINE_CONTEXT, build_app
 
     started = time.perf_counter()
     outdir = Path(outdir)
@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         key, sep, value = arg.partition("=")
         if not sep:
             print(
-                f"usage: python -m cdk.checks [context_key=value ...]; bad argument {arg!r}", file=sys.stderr
+                f"usage: python -m saga_outbox.cdk.checks [context_key=value ...]; bad argument {arg!r}",
+                file=sys.stderr,
             )
             return 2
         context[key] = value
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in lint:
         print(f"cfn-lint {line}")
     print(
-        f"cdk.checks: {len(result.templates)} template(s), synth {result.seconds:.1f}s, "
+        f"saga_outbox.cdk.checks: {len(result.templates)} template(s), synth {result.seconds:.1f}s, "
         f"cfn-lint {lint_seconds:.1f}s: {len(result.nag_findings)} cdk-nag finding(s), "
         f"{len(lint)} cfn-lint finding(s)"
     )

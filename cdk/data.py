@@ -8,9 +8,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from cdk.config import DeploymentConfig
-from cdk.nag import acknowledge
-from cdk.network import Network
+from saga_outbox.cdk.config import DeploymentConfig
+from saga_outbox.cdk.nag import acknowledge
+from saga_outbox.cdk.network import Network
 
 __all__ = ["Database"]
 

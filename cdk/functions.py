@@ -3,10 +3,10 @@
 ==============  ===================================  =======  ==========================================
 function        handler                              in VPC   trigger
 ==============  ===================================  =======  ==========================================
-command_api     lambdas.handlers.command_api.handler  yes      Function URL (AWS_IAM auth)
-relay           lambdas.handlers.relay.handler        yes      EventBridge schedule
-steps           lambdas.handlers.steps.handler        yes      Step Functions (lambda:invoke)
-dispatcher      lambdas.handlers.dispatcher.handler   no       SQS FIFO event source (batch 10)
+command_api     examples.orders.handler.handler  yes      Function URL (AWS_IAM auth)
+relay           saga_outbox.lambdas.handlers.relay.handler        yes      EventBridge schedule
+steps           saga_outbox.lambdas.handlers.steps.handler        yes      Step Functions (lambda:invoke)
+dispatcher      saga_outbox.lambdas.handlers.dispatcher.handler   no       SQS FIFO event source (batch 10)
 ==============  ===================================  =======  ==========================================
 """
 
@@ -24,14 +24,14 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk import packaging
-from cdk.config import DeploymentConfig
-from cdk.data import Database
-from cdk.idempotency import IdempotencyStore
-from cdk.messaging import Messaging
-from cdk.nag import acknowledge
-from cdk.network import Network
-from cdk.security import EncryptionKey
+from saga_outbox.cdk import packaging
+from saga_outbox.cdk.config import DeploymentConfig
+from saga_outbox.cdk.data import Database
+from saga_outbox.cdk.idempotency import IdempotencyStore
+from saga_outbox.cdk.messaging import Messaging
+from saga_outbox.cdk.nag import acknowledge
+from saga_outbox.cdk.network import Network
+from saga_outbox.cdk.security import EncryptionKey
 
 __all__ = ["DISPATCHER_TIMEOUT", "Functions"]
 
@@ -51,11 +51,13 @@ class Functions(Construct):
         database: Database,
         messaging: Messaging,
         idempotency: IdempotencyStore,
+        app_spec: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         self._keys = keys
         self._network = network
+        self._app_spec = app_spec
         self._code = packaging.code_asset()
         self._layers = [
             packaging.powertools_layer(self, "PowertoolsLayer", version=config.powertools_layer_version),
@@ -69,7 +71,12 @@ class Functions(Construct):
         self.all: dict[str, lambda_.Function] = {}
 
         self.command_api = self._function(
-            "CommandApi", "command_api", env=db_env, in_vpc=True, client_sg=database.client_security_group
+            "CommandApi",
+            "command_api",
+            env={**db_env, "ALLOW_SIMULATION": "false"},
+            in_vpc=True,
+            client_sg=database.client_security_group,
+            handler="examples.orders.handler.handler",
         )
         database.grant_connect(self.command_api)
         self.command_api_url = self.command_api.add_function_url(
@@ -103,7 +110,7 @@ class Functions(Construct):
         self.steps = self._function(
             "Steps",
             "steps",
-            env={**db_env, "IDEMPOTENCY_TABLE": idempotency.table.table_name},
+            env={**db_env, "IDEMPOTENCY_TABLE": idempotency.table.table_name, "SAGA_OUTBOX_APP": app_spec},
             in_vpc=True,
             client_sg=database.client_security_group,
             timeout=Duration.seconds(30),
@@ -120,7 +127,10 @@ class Functions(Construct):
         fn = self._function(
             "Dispatcher",
             "dispatcher",
-            env={"STATE_MACHINE_ARNS": Stack.of(self).to_json_string(arns)},
+            env={
+                "STATE_MACHINE_ARNS": Stack.of(self).to_json_string(arns),
+                "SAGA_OUTBOX_APP": self._app_spec,
+            },
             in_vpc=False,
             timeout=DISPATCHER_TIMEOUT,
         )
@@ -143,6 +153,7 @@ class Functions(Construct):
         client_sg: ec2.ISecurityGroup | None = None,
         timeout: Duration = DEFAULT_TIMEOUT,
         reserved_concurrency: int | None = None,
+        handler: str | None = None,
     ) -> lambda_.Function:
         log_group = self._keys.log_group(self, f"{construct_id}Logs")
         role = iam.Role(
@@ -199,7 +210,7 @@ class Functions(Construct):
             runtime=packaging.RUNTIME,
             architecture=packaging.ARCHITECTURE,
             code=self._code,
-            handler=f"lambdas.handlers.{module}.handler",
+            handler=handler or f"saga_outbox.lambdas.handlers.{module}.handler",
             layers=self._layers,
             role=role,
             log_group=log_group,

@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk.security import EncryptionKey
+from saga_outbox.cdk.security import EncryptionKey
 
 __all__ = ["Messaging"]
 

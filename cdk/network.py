@@ -6,7 +6,7 @@ from __future__ import annotations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk.security import EncryptionKey
+from saga_outbox.cdk.security import EncryptionKey
 
 __all__ = ["VPC_CIDR", "Network"]
 

@@ -14,9 +14,9 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.config import DeploymentConfig
-from cdk.messaging import Messaging
-from cdk.security import EncryptionKey
+from saga_outbox.cdk.config import DeploymentConfig
+from saga_outbox.cdk.messaging import Messaging
+from saga_outbox.cdk.security import EncryptionKey
 
 __all__ = ["RELAY_METRICS_SERVICE", "Observability"]
 

@@ -1,6 +1,6 @@
-"""Step Functions state machines, one per workflow of :func:`workflows.all_workflows`.
+"""Step Functions state machines, one per workflow of the user's :class:`~saga_outbox.SagaApp`.
 
-The ASL comes from :func:`workflows.compile_definition`, the same function the local runtime
+The ASL comes from :func:`saga_outbox.workflows.compile_definition`, the same function the local runtime
 uses, compiled once here with ``${...}`` placeholders for the Lambda ARNs; CloudFormation fills
 them through ``DefinitionSubstitutions``. No ASL is written by hand in this package.
 """
@@ -19,8 +19,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.nag import acknowledge
-from cdk.security import EncryptionKey
+from saga_outbox._app import SagaApp
+from saga_outbox.cdk.nag import acknowledge
+from saga_outbox.cdk.security import EncryptionKey
 
 __all__ = ["Orchestration", "compiled_definitions", "placeholder"]
 
@@ -31,12 +32,12 @@ def placeholder(function: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words if w) + "FunctionArn"
 
 
-def compiled_definitions() -> dict[str, tuple[Any, dict[str, Any]]]:
+def compiled_definitions(app: SagaApp) -> dict[str, tuple[Any, dict[str, Any]]]:
     """``{workflow name: (workflow, ASL dict with "${<Function>FunctionArn}" placeholders)}``."""
-    from workflows import all_workflows, compile_definition
+    from saga_outbox.workflows import compile_definition
 
     result: dict[str, tuple[Any, dict[str, Any]]] = {}
-    for workflow in all_workflows():
+    for workflow in app.workflows:
         arns = {workflow.function: "${" + placeholder(workflow.function) + "}"}
         result[workflow.name] = (workflow, compile_definition(workflow, function_arns=arns))
     return result
@@ -50,6 +51,7 @@ class Orchestration(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        app: SagaApp,
         keys: EncryptionKey,
         functions: Mapping[str, lambda_.IFunction],
     ) -> None:
@@ -58,7 +60,7 @@ class Orchestration(Construct):
         self.state_machines: dict[str, sfn.StateMachine] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         self.kinds: dict[str, str] = {}
-        for name, (workflow, definition) in compiled_definitions().items():
+        for name, (workflow, definition) in compiled_definitions(app).items():
             try:
                 fn = functions[workflow.function]
             except KeyError:

@@ -5,22 +5,30 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, Stack, Tags
 from constructs import Construct
 
-from cdk.config import DeploymentConfig
-from cdk.data import Database
-from cdk.functions import DISPATCHER_TIMEOUT, Functions
-from cdk.idempotency import IdempotencyStore
-from cdk.messaging import Messaging
-from cdk.network import Network
-from cdk.observability import Observability
-from cdk.orchestration import Orchestration
-from cdk.security import EncryptionKey, retention_days
+from saga_outbox._app import SagaApp
+from saga_outbox.cdk.config import DeploymentConfig
+from saga_outbox.cdk.data import Database
+from saga_outbox.cdk.functions import DISPATCHER_TIMEOUT, Functions
+from saga_outbox.cdk.idempotency import IdempotencyStore
+from saga_outbox.cdk.messaging import Messaging
+from saga_outbox.cdk.network import Network
+from saga_outbox.cdk.observability import Observability
+from saga_outbox.cdk.orchestration import Orchestration
+from saga_outbox.cdk.security import EncryptionKey, retention_days
 
 __all__ = ["SagaOutboxStack"]
 
 
 class SagaOutboxStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        app: SagaApp,
+        app_spec: str,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         # AWS::RDS::DBProxyTargetGroup takes no Tags (CloudFormation rejects them: F3002).
@@ -51,9 +59,10 @@ class SagaOutboxStack(Stack):
             database=self.database,
             messaging=self.messaging,
             idempotency=self.idempotency,
+            app_spec=app_spec,
         )
         self.orchestration = Orchestration(
-            self, "Workflows", keys=self.keys, functions={"steps": self.functions.steps}
+            self, "Workflows", app=app, keys=self.keys, functions={"steps": self.functions.steps}
         )
         self.functions.add_dispatcher(
             messaging=self.messaging, state_machines=self.orchestration.state_machines

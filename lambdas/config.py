@@ -1,7 +1,7 @@
 """Runtime configuration of the Lambda functions, validated once into a frozen dataclass.
 
 Nothing here runs at import time: :meth:`RuntimeConfig.from_env` is called lazily on the
-first invocation (see :mod:`lambdas.runtime`), and tests or the local runtime build a
+first invocation (see :mod:`saga_outbox.lambdas.runtime`), and tests or the local runtime build a
 :class:`RuntimeConfig` directly.
 
 Environment variables
@@ -12,12 +12,11 @@ Environment variables
 ``DATABASE_PROXY_ENDPOINT``    RDS Proxy endpoint host (``host`` or ``host:port``)
 ``DATABASE_NAME``              database name
 ``OUTBOX_SCHEMA``              schema of the outbox table (default ``saga_outbox``)
-``ORDERS_SCHEMA``              schema of the order tables (default ``orders``)
 ``QUEUE_URL``                  SQS FIFO queue the relay publishes to (relay only)
 ``IDEMPOTENCY_TABLE``          DynamoDB table of Powertools Idempotency (steps only)
 ``STATE_MACHINE_ARNS``         JSON object: workflow name -> state machine ARN (dispatcher only)
 ``RELAY_MAX_SECONDS``          time budget of one scheduled relay drain (default 50)
-``ALLOW_SIMULATION``           ``true`` lets commands carry ``simulate`` failure flags (demo only)
+``SAGA_OUTBOX_APP``            the app, ``module:attr`` (steps and dispatcher)
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ from .exceptions import ConfigurationError
 __all__ = ["RuntimeConfig"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 # attribute name -> environment variable, for error messages
 _ENV_NAMES = {
@@ -44,12 +41,11 @@ _ENV_NAMES = {
     "database_proxy_endpoint": "DATABASE_PROXY_ENDPOINT",
     "database_name": "DATABASE_NAME",
     "outbox_schema": "OUTBOX_SCHEMA",
-    "orders_schema": "ORDERS_SCHEMA",
     "queue_url": "QUEUE_URL",
     "idempotency_table": "IDEMPOTENCY_TABLE",
     "state_machine_arns": "STATE_MACHINE_ARNS",
     "relay_max_seconds": "RELAY_MAX_SECONDS",
-    "allow_simulation": "ALLOW_SIMULATION",
+    "app": "SAGA_OUTBOX_APP",
 }
 
 
@@ -63,15 +59,15 @@ class RuntimeConfig:
     database_proxy_endpoint: str | None = None
     database_name: str | None = None
     outbox_schema: str = "saga_outbox"
-    orders_schema: str = "orders"
     queue_url: str | None = None
     idempotency_table: str | None = None
     state_machine_arns: Mapping[str, str] = field(default_factory=dict)
     relay_max_seconds: float = 50.0
-    allow_simulation: bool = False
+    app: str | None = None
+    """``module:attr`` of the user's :class:`~saga_outbox.SagaApp` (loaded at cold start)."""
 
     def __post_init__(self) -> None:
-        for name in ("outbox_schema", "orders_schema"):
+        for name in ("outbox_schema",):
             value = getattr(self, name)
             if not isinstance(value, str) or not _IDENTIFIER.match(value):
                 raise ConfigurationError(
@@ -119,8 +115,9 @@ class RuntimeConfig:
             "database_name": text("database_name"),
             "queue_url": text("queue_url"),
             "idempotency_table": text("idempotency_table"),
+            "app": text("app"),
         }
-        for name in ("outbox_schema", "orders_schema"):
+        for name in ("outbox_schema",):
             value = text(name)
             if value is not None:
                 kwargs[name] = value
@@ -139,11 +136,6 @@ class RuntimeConfig:
                 kwargs["relay_max_seconds"] = float(raw_seconds)
             except ValueError as exc:
                 raise ConfigurationError(f"RELAY_MAX_SECONDS must be a number, got {raw_seconds!r}") from exc
-        raw_sim = (text("allow_simulation") or "").lower()
-        if raw_sim in _TRUE:
-            kwargs["allow_simulation"] = True
-        elif raw_sim not in _FALSE:
-            raise ConfigurationError(f"ALLOW_SIMULATION must be true or false, got {raw_sim!r}")
         return cls(**kwargs)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ checks

@@ -1,6 +1,6 @@
 """Start the Step Functions executions an outbox event is routed to.
 
-Standard workflows: ``StartExecution(name=workflows.execution_name(workflow, event_id))``. The
+Standard workflows: ``StartExecution(name=saga_outbox.workflows.execution_name(workflow, event_id))``. The
 name is a pure function of the event, so a redelivered or re-sent message maps to the same
 execution: the service returns the same execution (same name + input while open) or raises
 ``ExecutionAlreadyExists`` (closed, or different input), and both mean "already started" here.
@@ -10,7 +10,7 @@ gets a fresh name; the input (the envelope) carries ``event_id``, the idempotenc
 Express steps dedup on (``order_view_events``, ``notifications``).
 
 Any other failure (ThrottlingException, 5xx, a missing state machine, a network error) raises
-:class:`~lambdas.exceptions.DispatchFailed`: the SQS record is reported as a batch item
+:class:`~saga_outbox.lambdas.exceptions.DispatchFailed`: the SQS record is reported as a batch item
 failure and redelivered (then dead-lettered), never dropped. Event types with no route are
 logged and acknowledged: nothing subscribes to them, so redelivering cannot help.
 """
@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-import workflows
 from outbox_relay import OutboxEnvelope
+from saga_outbox.workflows.definition import WorkflowKind
+from saga_outbox.workflows.naming import execution_name
 
 from .exceptions import ConfigurationError, DispatchFailed
+
+if TYPE_CHECKING:
+    from saga_outbox._app import SagaApp
 
 __all__ = ["Dispatcher", "Route", "StartedExecution", "build_routes", "console_url"]
 
@@ -38,7 +42,7 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Route:
     workflow: str
-    kind: workflows.WorkflowKind
+    kind: WorkflowKind
     state_machine_arn: str
 
 
@@ -51,15 +55,12 @@ class StartedExecution:
     console_url: str
 
 
-def build_routes(
-    state_machine_arns: Mapping[str, str],
-    routes: Iterable[workflows.EventRoute] | None = None,
-) -> dict[str, list[Route]]:
-    """event type -> routes, from ``workflows.default_routes()`` (or ``routes``); every routed
-    workflow needs an ARN in ``state_machine_arns`` (STATE_MACHINE_ARNS), checked here at cold start."""
+def build_routes(app: SagaApp, state_machine_arns: Mapping[str, str]) -> dict[str, list[Route]]:
+    """event type -> routes, from the app's routes; every routed workflow needs an ARN in
+    ``state_machine_arns`` (STATE_MACHINE_ARNS), checked here at cold start."""
     table: dict[str, list[Route]] = {}
-    for event_route in workflows.default_routes() if routes is None else routes:
-        workflow = workflows.get_workflow(event_route.workflow)
+    for event_route in app.routes:
+        workflow = app.get_workflow(event_route.workflow)
         arn = state_machine_arns.get(workflow.name)
         if not arn:
             raise ConfigurationError(
@@ -67,9 +68,7 @@ def build_routes(
                 f"(routed from {event_route.event_type}); it has {sorted(state_machine_arns)}"
             )
         targets = table.setdefault(event_route.event_type, [])
-        route = Route(
-            workflow=workflow.name, kind=workflows.WorkflowKind(workflow.kind), state_machine_arn=arn
-        )
+        route = Route(workflow=workflow.name, kind=WorkflowKind(workflow.kind), state_machine_arn=arn)
         if route not in targets:
             targets.append(route)
     return table
@@ -119,8 +118,8 @@ class Dispatcher:
         return [self._start(route, envelope, body) for route in routes]
 
     def _start(self, route: Route, envelope: OutboxEnvelope, body: str) -> StartedExecution:
-        base = workflows.execution_name(route.workflow, envelope.event_id)
-        standard = route.kind is workflows.WorkflowKind.STANDARD
+        base = execution_name(route.workflow, envelope.event_id)
+        standard = route.kind is WorkflowKind.STANDARD
         # Express: a fresh name per start (names are not deduplicated); event_id in the input is the key.
         name = base if standard else f"{base[:47]}-{uuid.uuid4().hex}"
         extra = {"workflow": route.workflow, "event_id": str(envelope.event_id), "execution_name": name}

@@ -3,9 +3,9 @@
 Step Functions names a Lambda failure after the exception class (``errorType``), so the
 class names below are part of the contract with the state machines:
 
-* :class:`BusinessRuleViolation` subclasses (``InventoryUnavailable``, ``PaymentDeclined``,
-  ``ShipmentFailed``) are *final* outcomes: retrying cannot help, the saga compensates.
-* :class:`RefundFailed` is raised by a compensation; the saga ends ``CompensationFailed``.
+* :class:`BusinessRuleViolation` (an app subclasses it: ``PaymentDeclined``, ...) is a *final*
+  outcome: retrying cannot help, the saga compensates. Raised by a compensation, it ends the
+  saga in ``CompensationFailed``.
 * :class:`TransientError` subclasses (``DatabaseUnavailable``, ``DispatchFailed``) are worth a
   retry (Step Functions ``Retry`` / SQS redelivery).
 
@@ -15,7 +15,8 @@ original is always chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
-from workflows.orders import TRANSIENT_ERRORS
+from saga_outbox._errors import Error
+from saga_outbox.workflows.definition import TRANSIENT_ERRORS
 
 __all__ = [
     "RETRYABLE_ERROR_NAMES",
@@ -23,40 +24,21 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailable",
     "DispatchFailed",
-    "IdempotencyConflict",
     "IdempotencyStoreUnavailable",
-    "InvalidOrderTransition",
-    "InvalidRequest",
-    "InventoryUnavailable",
     "LambdasError",
     "MalformedEvent",
-    "PaymentDeclined",
-    "RefundFailed",
-    "ShipmentFailed",
     "StepInProgress",
     "TransientError",
     "UnknownAction",
 ]
 
 
-class LambdasError(Exception):
+class LambdasError(Error):
     """Base class of every error raised by the ``lambdas`` package."""
 
 
 class ConfigurationError(LambdasError):
     """An environment variable (or injected setting) is missing or invalid."""
-
-
-class InvalidRequest(LambdasError, ValueError):
-    """A command failed validation; ``field`` names the offending input when known."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class IdempotencyConflict(LambdasError):
-    """An ``Idempotency-Key`` was reused with a different request body."""
 
 
 class MalformedEvent(LambdasError):
@@ -67,28 +49,8 @@ class UnknownAction(LambdasError):
     """No registered function for a (workflow, action) pair."""
 
 
-class InvalidOrderTransition(LambdasError):
-    """An order cannot move to the requested status (e.g. confirming a cancelled order)."""
-
-
 class BusinessRuleViolation(LambdasError):
     """A final business failure of a saga step: the saga must compensate, not retry."""
-
-
-class InventoryUnavailable(BusinessRuleViolation):
-    """Reserving stock failed."""
-
-
-class PaymentDeclined(BusinessRuleViolation):
-    """Charging the customer failed."""
-
-
-class ShipmentFailed(BusinessRuleViolation):
-    """Creating the shipment failed."""
-
-
-class RefundFailed(BusinessRuleViolation):
-    """A refund (compensation) failed: the saga ends in ``CompensationFailed`` and alarms."""
 
 
 class TransientError(LambdasError):

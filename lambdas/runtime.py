@@ -2,24 +2,24 @@
 
 Everything is lazy: importing a handler module reads no environment variable and opens no
 connection. On the first invocation the module-level ``handler`` of each
-``lambdas.handlers.*`` module calls :func:`get_runtime`, which (unless :func:`configure` was
-called) validates the environment into a :class:`~lambdas.config.RuntimeConfig` and
+``saga_outbox.lambdas.handlers.*`` module calls :func:`get_runtime`, which (unless :func:`configure` was
+called) validates the environment into a :class:`~saga_outbox.lambdas.config.RuntimeConfig` and
 builds a :class:`Runtime`; the handler built from it is cached for the life of the process.
 
 Injection (tests, the local runtime)::
 
-    from lambdas.config import RuntimeConfig
-    from lambdas import runtime
+    from saga_outbox.lambdas.config import RuntimeConfig
+    from saga_outbox.lambdas import runtime
 
     runtime.configure(
         RuntimeConfig(database_url=url, state_machine_arns={...}, idempotency_table="idem", ...),
         engine=engine,                  # shared engine; never disposed by us
         sfn_client=moto_sfn, sqs_client=moto_sqs, dynamodb_client=moto_ddb,
     )
-    lambdas.handlers.steps.handler(payload, context)   # now uses the injected clients
+    saga_outbox.lambdas.handlers.steps.handler(payload, context)   # now uses the injected clients
 
 or build one handler explicitly with its factory, e.g.
-``lambdas.handlers.dispatcher.make_handler(Runtime(config, sfn_client=...))``.
+``saga_outbox.lambdas.handlers.dispatcher.make_handler(Runtime(config, sfn_client=...))``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import RuntimeConfig
+
+if TYPE_CHECKING:
+    from saga_outbox._app import SagaApp
 from .exceptions import ConfigurationError
 
 __all__ = ["LazyHandler", "Runtime", "configure", "get_runtime", "reset"]
@@ -48,6 +51,7 @@ class Runtime:
         self,
         config: RuntimeConfig,
         *,
+        app: SagaApp | None = None,
         engine: sa.Engine | None = None,
         boto3_session: Any | None = None,
         sfn_client: Any | None = None,
@@ -57,6 +61,7 @@ class Runtime:
         rds_client: Any | None = None,
     ) -> None:
         self.config = config
+        self._app = app
         self._engine = engine
         self._owns_engine = False
         self._session: Any = boto3_session
@@ -73,6 +78,19 @@ class Runtime:
         }
         self._handlers: dict[object, Handler] = {}
         self._lock = threading.RLock()
+
+    @property
+    def app(self) -> SagaApp:
+        """The user's app: the injected one, or ``SAGA_OUTBOX_APP`` imported and checked once
+        (a workflow whose action nobody registered fails the cold start, naming it)."""
+        with self._lock:
+            if self._app is None:
+                from saga_outbox._discovery import load_app
+
+                self.config.require("app")
+                assert self.config.app is not None
+                self._app = load_app(self.config.app)
+            return self._app
 
     # ------------------------------------------------------------------ clients
     def client(self, service: str) -> Any:

@@ -38,6 +38,7 @@ class StepTask:
     state: str
     event: Mapping[str, Any]
     results: Mapping[str, Any] = field(default_factory=dict)
+    task_token: str | None = None
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> StepTask:
@@ -59,14 +60,17 @@ class StepTask:
         results = payload.get("results") or {}
         if not isinstance(results, Mapping):
             raise MalformedEvent("step payload field 'results' must be an object")
-        return cls(event=event, results=results, **values)
+        token = payload.get("task_token")
+        if token is not None and (not isinstance(token, str) or not token):
+            raise MalformedEvent(f"step payload field 'task_token' must be a non-empty string, got {token!r}")
+        return cls(event=event, results=results, task_token=token, **values)
 
     @property
     def effect_key(self) -> str:
         """Idempotency key of this step's business effect: execution name + state name.
 
         Step Functions retries re-use both, and a Standard execution name is a pure function
-        of the event id (workflows.execution_name), so a repeated event maps to the same key."""
+        of the event id (saga_outbox.workflows.execution_name), so a repeated event maps to the same key."""
         return f"{self.execution}:{self.state}"
 
     @property
@@ -95,15 +99,100 @@ class StepTask:
 
 @dataclass(frozen=True, kw_only=True)
 class StepContext:
-    """What an action receives: the open transaction, the task and the schema names."""
+    """What an action receives: the step's open transaction and what the execution knows.
+
+    ``conn`` is a SQLAlchemy connection inside ONE transaction (the step's business rows and
+    any event it emits with :meth:`enqueue` commit together); never commit or close it."""
 
     conn: sa.Connection
     task: StepTask
-    orders_schema: str = "orders"
     outbox_schema: str = "saga_outbox"
 
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        """The payload of the outbox event that started the execution."""
+        return self.task.payload
 
-Action = Callable[[StepContext], dict[str, Any]]
+    @property
+    def event(self) -> Mapping[str, Any]:
+        """The whole outbox envelope (``event_id``, ``event_type``, ``aggregate_*``, ``payload``, ...)."""
+        return self.task.event
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return self.task.event_id
+
+    @property
+    def event_type(self) -> str:
+        return self.task.event_type
+
+    @property
+    def workflow(self) -> str:
+        return self.task.workflow
+
+    @property
+    def step(self) -> str:
+        return self.task.step
+
+    @property
+    def kind(self) -> str:
+        """``"action"``, ``"compensation"`` or ``"hook"``."""
+        return self.task.kind
+
+    @property
+    def execution(self) -> str:
+        """The execution name (a pure function of the event id for Standard workflows)."""
+        return self.task.execution
+
+    @property
+    def state(self) -> str:
+        return self.task.state
+
+    @property
+    def effect_key(self) -> str:
+        """Idempotency key of this step's business effect (execution + state): put it in a
+        UNIQUE column and ``INSERT ... ON CONFLICT DO NOTHING`` so a repeat makes no second effect."""
+        return self.task.effect_key
+
+    @property
+    def task_token(self) -> str | None:
+        """The callback token of a ``lambda.waitForTaskToken`` step (else None): hand it to
+        whoever completes the step (``SendTaskSuccess`` / ``SendTaskFailure``)."""
+        return self.task.task_token
+
+    def result_of(self, step: str) -> Mapping[str, Any] | None:
+        """The output of an earlier step, if it ran."""
+        return self.task.result_of(step)
+
+    def enqueue(
+        self,
+        event_type: str,
+        payload: Mapping[str, Any],
+        *,
+        aggregate_type: str,
+        aggregate_key: str,
+        event_id: uuid.UUID | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> uuid.UUID:
+        """Emit an event through the outbox in this step's transaction.
+
+        Pass a deterministic ``event_id`` (e.g. ``uuid5`` of :attr:`execution`) so that a
+        repeated step emits nothing new; ``causation_id`` and ``execution`` headers are added."""
+        import outbox_relay
+
+        return outbox_relay.enqueue(
+            self.conn,
+            aggregate_type=aggregate_type,
+            aggregate_key=aggregate_key,
+            event_type=event_type,
+            payload=payload,
+            headers={"causation_id": str(self.event_id), "execution": self.execution, **(headers or {})},
+            event_id=event_id,
+            schema=self.outbox_schema,
+        )
+
+
+Action = Callable[[StepContext], Any]
 
 
 class ActionRegistry:
@@ -139,18 +228,16 @@ def run_step(
     *,
     engine: sa.Engine,
     registry: ActionRegistry,
-    orders_schema: str = "orders",
     outbox_schema: str = "saga_outbox",
 ) -> dict[str, Any]:
     """Run one step in its own transaction; translate database failures to
-    :class:`~lambdas.exceptions.DatabaseUnavailable` (retryable); domain errors pass through."""
+    :class:`~saga_outbox.lambdas.exceptions.DatabaseUnavailable` (retryable); domain errors pass through."""
     task = payload if isinstance(payload, StepTask) else StepTask.from_payload(payload)
     fn = registry.lookup(task.workflow, task.action)
     try:
         with engine.begin() as conn:
-            return fn(
-                StepContext(conn=conn, task=task, orders_schema=orders_schema, outbox_schema=outbox_schema)
-            )
+            result = fn(StepContext(conn=conn, task=task, outbox_schema=outbox_schema))
+            return {} if result is None else result
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError) as exc:
         raise DatabaseUnavailable(f"{task.workflow}.{task.state}: database error: {exc.orig or exc}") from exc
     except sa_exc.DBAPIError as exc:

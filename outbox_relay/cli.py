@@ -109,6 +109,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enqueue(args: argparse.Namespace) -> int:
+    import uuid
+
+    from .writer import enqueue
+
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        raise OutboxError(f"--payload is not valid JSON ({exc}): {args.payload!r}") from exc
+    if not isinstance(payload, dict):
+        raise OutboxError(f"--payload must be a JSON object, got {type(payload).__name__}")
+    engine = _engine(args)
+    try:
+        with engine.begin() as conn:
+            event_id = enqueue(
+                conn,
+                aggregate_type=args.aggregate_type,
+                aggregate_key=args.aggregate or str(uuid.uuid4()),
+                event_type=args.event_type,
+                payload=payload,
+                schema=args.schema,
+            )
+    finally:
+        engine.dispose()
+    print(event_id)
+    return 0
+
+
 def _cmd_retry_dead(args: argparse.Namespace) -> int:
     from .operations import retry_dead
 
@@ -168,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_status)
+    p = osub.add_parser("enqueue", help="add one event to the outbox (prints its event id)")
+    _add_db(p)
+    p.add_argument("--event-type", required=True)
+    p.add_argument("--payload", default="{}", help="a JSON object")
+    p.add_argument("--aggregate-type", default="cli", help="aggregate type (default cli)")
+    p.add_argument("--aggregate", default=None, help="aggregate key (default: a fresh uuid)")
+    p.set_defaults(func=_cmd_enqueue)
     p = osub.add_parser("retry-dead", help="put dead events back to pending")
     _add_db(p)
     p.add_argument("--event-id", action="append", help="an event id (repeatable)")
@@ -189,20 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        return int(args.func(args) or 0)
-    except OutboxError as exc:
-        print(f"saga-outbox: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    """Alias of :func:`saga_outbox.cli.main` (the console script)."""
+    from saga_outbox.cli import main as run
+
+    return run(argv)
 
 
 if __name__ == "__main__":

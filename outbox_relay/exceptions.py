@@ -6,6 +6,8 @@ Vendor errors (botocore, psycopg, SQLAlchemy) are translated into these and chai
 
 from __future__ import annotations
 
+from saga_outbox._errors import Error
+
 __all__ = [
     "ConfigurationError",
     "CredentialsMissingError",
@@ -21,7 +23,7 @@ __all__ = [
 ]
 
 
-class OutboxError(Exception):
+class OutboxError(Error):
     """Base class of every error raised by outbox_relay."""
 
 

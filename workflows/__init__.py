@@ -4,20 +4,26 @@ Define a :class:`Workflow` of :class:`Step` objects, validate it at construction
 :func:`compile_definition`. See ``docs/workflows.md``.
 """
 
-from workflows.compiler import compile_definition, to_json
-from workflows.definition import Integration, RetryPolicy, Step, Workflow, WorkflowKind
-from workflows.exceptions import (
+from saga_outbox.workflows.compiler import compile_definition, to_json
+from saga_outbox.workflows.definition import (
+    TRANSIENT_ERRORS,
+    Integration,
+    RetryPolicy,
+    Step,
+    Workflow,
+    WorkflowKind,
+)
+from saga_outbox.workflows.exceptions import (
     CompilationError,
     UnknownWorkflowError,
     WorkflowError,
     WorkflowValidationError,
 )
-from workflows.naming import execution_name
-from workflows.registry import EventRoute, all_workflows, default_routes, get_workflow, workflows_for_event
+from saga_outbox.workflows.naming import execution_name
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "CompilationError",
-    "EventRoute",
     "Integration",
     "RetryPolicy",
     "Step",
@@ -26,11 +32,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowKind",
     "WorkflowValidationError",
-    "all_workflows",
     "compile_definition",
-    "default_routes",
     "execution_name",
-    "get_workflow",
     "to_json",
-    "workflows_for_event",
 ]

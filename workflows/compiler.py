@@ -1,4 +1,4 @@
-"""Compile a :class:`~workflows.definition.Workflow` into an Amazon States Language definition.
+"""Compile a :class:`~saga_outbox.workflows.definition.Workflow` into an Amazon States Language definition.
 
 The same dict is deployed by CDK and executed locally by moto. Layout of a Standard saga with
 steps S1..Sn (compensations C1..Cn where declared)::
@@ -17,12 +17,12 @@ Express: the same happy path without Catch or compensations.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflows.definition import Integration, Step, Workflow, WorkflowKind
-from workflows.exceptions import CompilationError
-from workflows.naming import compensation_state_name
+from saga_outbox.workflows.definition import Integration, Step, Workflow, WorkflowKind
+from saga_outbox.workflows.exceptions import CompilationError
+from saga_outbox.workflows.naming import compensation_state_name
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 START_STATE = "Start"
@@ -116,6 +116,20 @@ def compile_definition(workflow: Workflow, *, function_arns: Mapping[str, str]) 
         "StartAt": START_STATE,
         "States": states,
     }
+
+
+def saga_outcome(entered: Sequence[str]) -> str | None:
+    """The outcome of a Standard saga from the states it entered, read off the compiled end
+    states (not guessed from step names): ``"completed"``, ``"compensated"``,
+    ``"compensation_failed"``, or None while it has reached none of them."""
+    names = set(entered)
+    if COMPENSATION_FAILED in names:
+        return "compensation_failed"
+    if MARK_COMPENSATED in names:
+        return "compensated"
+    if MARK_COMPLETED in names:
+        return "completed"
+    return None
 
 
 def to_json(definition: Mapping[str, Any], *, indent: int | None = 2) -> str:

@@ -1,6 +1,6 @@
 """The saga model: retry policies, steps and workflows as validated, frozen, keyword-only dataclasses.
 
-Every rule is checked when the object is built (see :mod:`workflows.validation`), so an invalid
+Every rule is checked when the object is built (see :mod:`saga_outbox.workflows.validation`), so an invalid
 workflow never reaches the compiler, CDK or the local runtime.
 """
 
@@ -10,7 +10,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from workflows import validation
+from saga_outbox.workflows import validation
 
 
 class WorkflowKind(enum.StrEnum):
@@ -38,6 +38,23 @@ class Integration(enum.StrEnum):
         return suffix
 
 
+#: Errors worth a retry, and the default of :class:`RetryPolicy`. Step Functions matches error
+#: *names*; a business failure (a ``BusinessRuleViolation`` subclass of the app) is final and goes
+#: straight to the Catch, so a declined card is compensated at once instead of being charged three
+#: times. The unqualified names are the step handler's transient exceptions
+#: (``saga_outbox.lambdas.exceptions``, which checks it against this list).
+TRANSIENT_ERRORS = (
+    "DatabaseUnavailable",
+    "StepInProgress",
+    "IdempotencyStoreUnavailable",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "States.Timeout",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """How often and how fast a Task is retried (one ASL ``Retry`` entry).
@@ -47,7 +64,7 @@ class RetryPolicy:
     ``interval_seconds * backoff_rate ** (n - 1)``.
     """
 
-    errors: tuple[str, ...] = ("States.ALL",)
+    errors: tuple[str, ...] = TRANSIENT_ERRORS
     interval_seconds: int = 1
     backoff_rate: float = 2.0
     max_attempts: int = 3
@@ -65,7 +82,6 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from saga_outbox._errors import Error
 
-class WorkflowError(Exception):
+
+class WorkflowError(Error):
     """Base class of every error raised by the workflows package."""
 
 

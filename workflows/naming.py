@@ -6,7 +6,7 @@ import hashlib
 import re
 import uuid
 
-from workflows.exceptions import WorkflowValidationError
+from saga_outbox.workflows.exceptions import WorkflowValidationError
 
 MAX_NAME_LENGTH = 80
 """Step Functions limit for state machine, execution and state names."""

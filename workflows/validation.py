@@ -1,6 +1,7 @@
-"""Definition-time rules for retry policies, steps and workflows.
+"""Definition-time rules for retry policies, steps and saga_outbox.workflows.
 
-Each check raises :class:`~workflows.exceptions.WorkflowValidationError` naming the offending value.
+Each check raises :class:`~saga_outbox.workflows.exceptions.WorkflowValidationError` naming the
+offending value.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from workflows import naming
-from workflows.exceptions import WorkflowValidationError
+from saga_outbox.workflows import naming
+from saga_outbox.workflows.exceptions import WorkflowValidationError
 
 if TYPE_CHECKING:
-    from workflows.definition import RetryPolicy, Step, Workflow
+    from saga_outbox.workflows.definition import RetryPolicy, Step, Workflow
 
 EXPRESS_MAX_SECONDS = 300
 """Express workflows are stopped by the service after 5 minutes."""
@@ -61,7 +62,7 @@ def check_retry_policy(policy: RetryPolicy) -> None:
 
 
 def check_step(step: Step) -> None:
-    from workflows.definition import RetryPolicy
+    from saga_outbox.workflows.definition import RetryPolicy
 
     naming.validate_step_name(step.name)
     if step.name in RESERVED_STATE_NAMES:
@@ -82,7 +83,7 @@ def check_step(step: Step) -> None:
 
 
 def check_workflow(workflow: Workflow) -> None:
-    from workflows.definition import Step, WorkflowKind
+    from saga_outbox.workflows.definition import Step, WorkflowKind
 
     naming.validate_workflow_name(workflow.name)
     naming.validate_function_key(workflow.function)
@@ -125,7 +126,7 @@ def _state_names(workflow: Workflow) -> list[str]:
 
 
 def _check_express(workflow: Workflow) -> None:
-    from workflows.definition import Integration
+    from saga_outbox.workflows.definition import Integration
 
     where = f"Express workflow {workflow.name!r}"
     if workflow.on_compensated is not None:

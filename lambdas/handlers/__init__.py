@@ -1,8 +1,9 @@
 """Thin Lambda entry points. Each module has:
 
-* ``make_handler(runtime, **overrides)``: builds the handler from a :class:`lambdas.runtime.Runtime`
+* ``make_handler(runtime, **overrides)``: builds the handler from a
+  :class:`saga_outbox.lambdas.runtime.Runtime`
   (validates the settings it needs at once: cold start), and
-* ``handler``: the Lambda entry point, built lazily from :func:`lambdas.runtime.get_runtime` on
+* ``handler``: the Lambda entry point, built lazily from :func:`saga_outbox.lambdas.runtime.get_runtime` on
   the first invocation (environment variables are read then, never at import).
 
 Modules: ``command_api``, ``dispatcher``, ``steps``, ``relay``.

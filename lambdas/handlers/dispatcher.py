@@ -1,4 +1,4 @@
-"""Dispatcher: SQS FIFO event source -> Step Functions executions (see lambdas.dispatching).
+"""Dispatcher: SQS FIFO event source -> Step Functions executions (see saga_outbox.lambdas.dispatching).
 
 Records are processed with Powertools ``SqsFifoPartialProcessor(skip_group_on_error=True)``:
 a failing record (throttling, any ClientError, a malformed body) is reported in
@@ -24,13 +24,14 @@ from ._observability import observability
 
 
 def make_handler(runtime: Runtime, *, dispatcher: Dispatcher | None = None) -> Handler:
-    """Build the dispatcher; needs STATE_MACHINE_ARNS (an ARN for every routed workflow)."""
+    """Build the dispatcher; needs SAGA_OUTBOX_APP (its routes) and STATE_MACHINE_ARNS (an ARN
+    for every routed workflow)."""
     logger, tracer, metrics = observability("dispatcher")
     if dispatcher is None:
         runtime.config.require("state_machine_arns")
         dispatcher = Dispatcher(
             sfn_client=runtime.sfn_client,
-            routes=build_routes(runtime.config.state_machine_arns),
+            routes=build_routes(runtime.app, runtime.config.state_machine_arns),
             logger=logger,
         )
 

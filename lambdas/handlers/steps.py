@@ -6,7 +6,8 @@ Two layers of idempotency:
    repeated invocation of the same state in the same execution returns the stored result
    without running the action again. A failed action stores nothing, so a retry re-runs it.
 2. The business effect itself is guarded in PostgreSQL by UNIQUE keys (see
-   :mod:`lambdas.orders.steps`): this also covers Express executions (fresh names, at-least-once),
+   the app's actions, e.g. with :attr:`~saga_outbox.StepContext.effect_key`): this also covers
+   Express executions (fresh names, at-least-once),
    expired idempotency records, and a crash between the SQL COMMIT and the DynamoDB write.
 """
 
@@ -27,7 +28,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from ..exceptions import BusinessRuleViolation, IdempotencyStoreUnavailable, StepInProgress
-from ..orders.steps import order_registry
 from ..runtime import Handler, LazyHandler, Runtime
 from ..tasks import ActionRegistry, StepTask, run_step
 from ._observability import observability
@@ -43,7 +43,8 @@ def make_handler(
     persistence_store: BasePersistenceLayer | None = None,
 ) -> Handler:
     """Build the steps handler; needs the database and IDEMPOTENCY_TABLE (unless
-    ``persistence_store`` is given). ``registry`` defaults to the order domain's."""
+    ``persistence_store`` is given). ``registry`` defaults to the app's actions
+    (``runtime.app``: SAGA_OUTBOX_APP, checked here at cold start)."""
     config = runtime.config
     config.require("database")
     if persistence_store is None:
@@ -52,7 +53,7 @@ def make_handler(
         persistence_store = DynamoDBPersistenceLayer(
             table_name=config.idempotency_table, boto3_client=runtime.dynamodb_client
         )
-    registry = registry if registry is not None else order_registry()
+    registry = registry if registry is not None else runtime.app.registry()
     logger, tracer, metrics = observability("steps")
     engine = runtime.engine
     idempotency = IdempotencyConfig(
@@ -69,7 +70,6 @@ def make_handler(
             task,
             engine=engine,
             registry=registry,
-            orders_schema=config.orders_schema,
             outbox_schema=config.outbox_schema,
         )
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from lambdas.local.runtime import LocalOptions, LocalRuntime
-from lambdas.orders.commands import place_order
-from workflows.inspect import serve_inspector
+from examples.orders.commands import place_order
+from saga_outbox.inspector import serve_inspector
+from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from workflows.inspect import serve_inspector
+from saga_outbox.inspector import serve_inspector
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk.assertions import Template
 
-from cdk.checks import SynthResult, synthesize
+from saga_outbox.cdk.checks import SynthResult, synthesize
 
 # A variant exercising the non-default switches (NAT, high-throughput FIFO, e-mail, prebuilt layer).
 VARIANT_CONTEXT: dict[str, Any] = {

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from cdk.orchestration import placeholder
-from lambdas.local.audit import audit_run
-from lambdas.local.runtime import LocalOptions, LocalRuntime
-from lambdas.orders.commands import place_order
-from workflows import all_workflows
+from examples.orders.audit import audit_run
+from examples.orders.commands import place_order
+from saga_outbox.cdk.orchestration import placeholder
+from saga_outbox.local.runtime import LocalOptions, LocalRuntime
+from saga_outbox.workflows import all_workflows
 
 pytestmark = pytest.mark.infra
 

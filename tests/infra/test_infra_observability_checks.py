@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from cdk.checks import run_cfn_lint
-from cdk.config import DeploymentConfig
+from saga_outbox.cdk.checks import run_cfn_lint
+from saga_outbox.cdk.config import DeploymentConfig
 
 pytestmark = pytest.mark.infra
 
@@ -117,7 +117,8 @@ def test_prebuilt_dependencies_layer_replaces_the_bundled_one(variant) -> None:
     layers = [
         r["Properties"]["Layers"]
         for r in resources.values()
-        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler", "").startswith("lambdas.")
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler", "").startswith("saga_outbox.lambdas.")
     ]
     assert all("arn:aws:lambda:us-east-1:123456789012:layer:saga-deps:3" in ls for ls in layers)
 
@@ -150,7 +151,7 @@ def test_validation_report_findings_are_collected(tmp_path) -> None:
     """The parser behind the zero-findings gate reads CDK's policy-validation report."""
     import json
 
-    from cdk.checks import _read_validation_report
+    from saga_outbox.cdk.checks import _read_validation_report
 
     report = {
         "pluginReports": [

@@ -8,20 +8,24 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from cdk.orchestration import placeholder
-from workflows import WorkflowKind, all_workflows, compile_definition
+from saga_outbox.cdk.orchestration import placeholder
+from saga_outbox.workflows import WorkflowKind, all_workflows, compile_definition
 
 pytestmark = pytest.mark.infra
 
 HANDLERS = {
-    "lambdas.handlers.command_api.handler": {
+    "examples.orders.handler.handler": {
         "DATABASE_PROXY_ENDPOINT",
         "DATABASE_SECRET_ARN",
         "DATABASE_NAME",
     },
-    "lambdas.handlers.relay.handler": {"DATABASE_PROXY_ENDPOINT", "QUEUE_URL", "RELAY_MAX_SECONDS"},
-    "lambdas.handlers.steps.handler": {"DATABASE_PROXY_ENDPOINT", "IDEMPOTENCY_TABLE"},
-    "lambdas.handlers.dispatcher.handler": {"STATE_MACHINE_ARNS"},
+    "saga_outbox.lambdas.handlers.relay.handler": {
+        "DATABASE_PROXY_ENDPOINT",
+        "QUEUE_URL",
+        "RELAY_MAX_SECONDS",
+    },
+    "saga_outbox.lambdas.handlers.steps.handler": {"DATABASE_PROXY_ENDPOINT", "IDEMPOTENCY_TABLE"},
+    "saga_outbox.lambdas.handlers.dispatcher.handler": {"STATE_MACHINE_ARNS"},
 }
 COMMON_ENV = {"OUTBOX_SCHEMA", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 
@@ -59,7 +63,7 @@ def test_deployed_definitions_are_the_compiled_ones(resources) -> None:
     steps_fn = next(
         k
         for k, r in resources("AWS::Lambda::Function").items()
-        if r["Properties"].get("Handler") == "lambdas.handlers.steps.handler"
+        if r["Properties"].get("Handler") == "saga_outbox.lambdas.handlers.steps.handler"
     )
     for workflow in all_workflows():
         var = placeholder(workflow.function)
@@ -96,7 +100,7 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
     ours = {
         r["Properties"]["Handler"]: r["Properties"]
         for r in resources("AWS::Lambda::Function").values()
-        if r["Properties"].get("Handler", "").startswith("lambdas.handlers.")
+        if r["Properties"].get("Handler", "").startswith("saga_outbox.lambdas.handlers.")
     }
     assert set(ours) == set(HANDLERS)
     latest = _latest_python()
@@ -108,9 +112,12 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
         assert COMMON_ENV | HANDLERS[handler] <= env, handler
         assert any("AWSLambdaPowertoolsPythonV3-python314-arm64" in str(layer) for layer in props["Layers"])
     in_vpc = {h for h, p in ours.items() if "VpcConfig" in p}
-    assert in_vpc == set(HANDLERS) - {"lambdas.handlers.dispatcher.handler"}
-    assert ours["lambdas.handlers.relay.handler"]["ReservedConcurrentExecutions"] == 1
-    assert ours["lambdas.handlers.relay.handler"]["Environment"]["Variables"]["RELAY_MAX_SECONDS"] == "50"
+    assert in_vpc == set(HANDLERS) - {"saga_outbox.lambdas.handlers.dispatcher.handler"}
+    assert ours["saga_outbox.lambdas.handlers.relay.handler"]["ReservedConcurrentExecutions"] == 1
+    assert (
+        ours["saga_outbox.lambdas.handlers.relay.handler"]["Environment"]["Variables"]["RELAY_MAX_SECONDS"]
+        == "50"
+    )
 
 
 def test_dispatcher_sqs_source_batch_10_with_partial_failures(template: Template) -> None:
@@ -131,11 +138,21 @@ def test_command_api_function_url_requires_iam(template: Template) -> None:
 
 
 def test_code_asset_holds_only_the_runtime_packages(synth) -> None:
-    handler_assets = [p for p in synth.outdir.glob("asset.*") if p.is_dir() and (p / "lambdas").is_dir()]
+    handler_assets = [
+        p for p in synth.outdir.glob("asset.*") if p.is_dir() and (p / "saga_outbox" / "lambdas").is_dir()
+    ]
     assert len(handler_assets) == 1
-    top = {p.name for p in handler_assets[0].iterdir()}
-    assert top == {"outbox_relay", "workflows", "lambdas"}
-    assert not list(handler_assets[0].rglob("__pycache__"))
+    asset = handler_assets[0]
+    assert {p.name for p in asset.iterdir()} == {"outbox_relay", "saga_outbox"}
+    # the import layout, not the repository's: no CDK, local runtime or inspector in Lambda
+    assert {p.name for p in (asset / "saga_outbox").iterdir()} == {
+        "__init__.py",
+        "_errors.py",
+        "workflows",
+        "lambdas",
+    }
+    assert (asset / "saga_outbox" / "lambdas" / "handlers" / "steps.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
 
 
 def test_no_aws_managed_policies_on_our_roles(resources) -> None:

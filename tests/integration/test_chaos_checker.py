@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from lambdas.local.chaos import ChaosOptions, History, check_run
-from lambdas.local.chaos.checker import compensation_order_violation, order_violations
-from lambdas.local.chaos.harness import PLAIN_EVENT_TYPE, run_chaos
+from saga_outbox.local.chaos import ChaosOptions, History, check_run
+from saga_outbox.local.chaos.checker import compensation_order_violation, order_violations
+from saga_outbox.local.chaos.harness import PLAIN_EVENT_TYPE, run_chaos
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -71,7 +71,7 @@ def test_relay_that_drops_failed_entries_loses_events(database_url: str, aws_env
 
 def test_duplicate_payment_is_reported(database_url: str, aws_env: None) -> None:
     """A clean run, then a second payment row for one order under another key."""
-    from lambdas.local.runtime import LocalOptions, LocalRuntime
+    from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
     # reuse the harness's checker over a tiny real run on a fresh schema pair
     with LocalRuntime(
@@ -81,7 +81,7 @@ def test_duplicate_payment_is_reported(database_url: str, aws_env: None) -> None
             orders_schema=f"o_{uuid.uuid4().hex[:8]}",
         )
     ) as rt:
-        from lambdas.local.demo import DemoOptions, place_orders
+        from examples.orders.demo import DemoOptions, place_orders
 
         assert rt.engine is not None
         opts = DemoOptions(orders=3, fail_payment=0.0, fail_shipping=0.0, duplicate_rate=0.0)

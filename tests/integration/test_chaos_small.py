@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from lambdas.local.chaos import ChaosOptions, run_chaos
-from lambdas.local.chaos.cli import register
+from saga_outbox.local.chaos import ChaosOptions, run_chaos
+from saga_outbox.local.chaos.cli import register
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 

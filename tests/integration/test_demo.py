@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lambdas.local.demo import DemoOptions, run_demo
-from lambdas.local.runtime import LocalOptions
+from examples.orders.demo import DemoOptions, run_demo
 from outbox_relay.cli import main
+from saga_outbox.local.runtime import LocalOptions
 
 pytestmark = pytest.mark.integration
 

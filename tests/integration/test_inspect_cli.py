@@ -15,8 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from workflows.inspect import ExecutionInspector, ExecutionNotFound, Outcome, StateMachineNotFound
-from workflows.inspect.cli import main
+from saga_outbox.inspector import ExecutionInspector, ExecutionNotFound, Outcome, StateMachineNotFound
+from saga_outbox.inspector.cli import main
 
 pytestmark = pytest.mark.integration
 

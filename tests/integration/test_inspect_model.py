@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-import workflows.inspect as inspect_pkg
-from workflows.inspect import (
+import saga_outbox.inspector as inspect_pkg
+from saga_outbox.inspector import (
     InvalidDefinition,
     Outcome,
     build_report,

@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 from moto import mock_aws
 
-from lambdas.config import RuntimeConfig
-from lambdas.exceptions import PaymentDeclined
-from lambdas.handlers import command_api, steps
-from lambdas.local import LocalLambdaContext
-from lambdas.orders import migrate_orders, order_registry, order_tables
-from lambdas.runtime import Runtime
-from lambdas.tasks import ActionRegistry, StepContext
+from examples.orders import migrate_orders, order_registry, order_tables
 from outbox_relay import migrate, outbox_table
+from saga_outbox.lambdas.config import RuntimeConfig
+from saga_outbox.lambdas.exceptions import PaymentDeclined
+from saga_outbox.lambdas.handlers import command_api, steps
+from saga_outbox.lambdas.runtime import Runtime
+from saga_outbox.lambdas.tasks import ActionRegistry, StepContext
+from saga_outbox.local import LocalLambdaContext
 
 pytestmark = pytest.mark.integration
 
@@ -249,7 +249,7 @@ def test_steps_handler_failure_is_not_stored(engine: sa.Engine, db: str, dynamod
 def test_concurrent_duplicate_waits_for_the_first_then_replays(engine: sa.Engine, db: str) -> None:
     import threading
 
-    from lambdas.orders import place_order_once
+    from examples.orders import place_order_once
 
     request = {**BODY}
     results: list[Any] = []

@@ -10,11 +10,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from lambdas.exceptions import InvalidOrderTransition, InvalidRequest, PaymentDeclined, RefundFailed
-from lambdas.orders import migrate_orders, order_registry, order_tables, place_order
-from lambdas.orders.steps import hook_event_id
-from lambdas.tasks import run_step
+from examples.orders import migrate_orders, order_registry, order_tables, place_order
+from examples.orders.steps import hook_event_id
 from outbox_relay import migrate, outbox_table
+from saga_outbox.lambdas.exceptions import (
+    InvalidOrderTransition,
+    InvalidRequest,
+    PaymentDeclined,
+    RefundFailed,
+)
+from saga_outbox.lambdas.tasks import run_step
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.local.runtime import LocalOptions, LocalRuntime
-from lambdas.orders.commands import place_order
+from examples.orders.commands import place_order
 from outbox_relay.cli import main
+from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
 pytestmark = pytest.mark.integration
 

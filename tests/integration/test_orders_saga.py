@@ -2,7 +2,7 @@
 Step Functions (moto executes the compiled ASL) -> steps Lambda (bridged in-process) -> PostgreSQL,
 and the saga's own events back through the outbox to the Express projection.
 
-The handlers are the module-level Lambda entry points, wired with ``lambdas.runtime.configure``
+The handlers are the module-level Lambda entry points, wired with ``saga_outbox.lambdas.runtime.configure``
 exactly as the local runtime does."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import pytest
 import sqlalchemy as sa
 from moto import mock_aws
 
-from lambdas import runtime
-from lambdas.config import RuntimeConfig
-from lambdas.handlers import command_api, dispatcher, relay, steps
-from lambdas.local import LocalLambdaContext, lambda_bridge
-from lambdas.orders import migrate_orders, order_tables
+from examples.orders import migrate_orders, order_tables
 from outbox_relay import migrate, outbox_table
-from workflows import all_workflows, compile_definition, execution_name
+from saga_outbox.lambdas import runtime
+from saga_outbox.lambdas.config import RuntimeConfig
+from saga_outbox.lambdas.handlers import command_api, dispatcher, relay, steps
+from saga_outbox.local import LocalLambdaContext, lambda_bridge
+from saga_outbox.workflows import all_workflows, compile_definition, execution_name
 
 pytestmark = pytest.mark.integration
 

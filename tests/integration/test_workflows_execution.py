@@ -17,9 +17,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.local import lambda_bridge
-from workflows import Workflow, compile_definition, execution_name
-from workflows.orders import ORDER_PROJECTION, ORDER_SAGA
+from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA
+from saga_outbox.local import lambda_bridge
+from saga_outbox.workflows import Workflow, compile_definition, execution_name
 
 pytestmark = pytest.mark.integration
 
@@ -363,7 +363,7 @@ def test_docs_example_compensates_in_reverse(aws_env: None) -> None:
 def test_task_token_step_and_step_timeout(aws_env: None) -> None:
     """waitForTaskToken completes on SendTaskSuccess; a step over its TimeoutSeconds fails with
     States.Timeout and is compensated like any failure."""
-    from workflows import RetryPolicy, Step
+    from saga_outbox.workflows import RetryPolicy, Step
 
     once = RetryPolicy(max_attempts=1)
     workflow = Workflow(

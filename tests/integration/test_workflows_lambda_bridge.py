@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.local import LocalLambdaContext, bridge_lambda, lambda_bridge, unbridge_lambda
+from saga_outbox.local.lambda_bridge import LocalLambdaContext, bridge_lambda, lambda_bridge, unbridge_lambda
 
 pytestmark = pytest.mark.integration
 

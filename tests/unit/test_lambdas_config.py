@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from lambdas import runtime
-from lambdas.config import RuntimeConfig
-from lambdas.exceptions import ConfigurationError, LambdasError, MalformedEvent, UnknownAction
-from lambdas.orders import order_registry
-from lambdas.tasks import StepTask
+from examples.orders import order_registry
+from saga_outbox.lambdas import runtime
+from saga_outbox.lambdas.config import RuntimeConfig
+from saga_outbox.lambdas.exceptions import ConfigurationError, LambdasError, MalformedEvent, UnknownAction
+from saga_outbox.lambdas.tasks import StepTask
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"
 
@@ -87,8 +87,9 @@ def test_importing_handlers_reads_no_environment() -> None:
     """Import every handler in a fresh interpreter with a broken environment: no error until
     the first invocation, which names the bad variable."""
     code = (
-        "import lambdas.handlers.command_api, lambdas.handlers.relay, lambdas.handlers.steps\n"
-        "from lambdas.handlers import dispatcher\n"
+        "import examples.orders.handler, saga_outbox.lambdas.handlers.relay\n"
+        "import saga_outbox.lambdas.handlers.steps\n"
+        "from saga_outbox.lambdas.handlers import dispatcher\n"
         "try:\n"
         "    dispatcher.handler({'Records': []}, None)\n"
         "except Exception as exc:\n"
@@ -160,7 +161,7 @@ def test_step_task_rejects_malformed_payloads(bad: dict[str, Any]) -> None:
 
 
 def test_registry_covers_the_order_workflows() -> None:
-    from workflows import all_workflows
+    from saga_outbox.workflows import all_workflows
 
     registry = order_registry()
     for workflow in all_workflows():
@@ -173,7 +174,7 @@ def test_registry_covers_the_order_workflows() -> None:
 
 
 def test_every_error_derives_from_one_base() -> None:
-    import lambdas.exceptions as exc
+    import saga_outbox.lambdas.exceptions as exc
 
     for name in exc.__all__:
         value = getattr(exc, name)

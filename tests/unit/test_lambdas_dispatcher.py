@@ -14,14 +14,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from lambdas.config import RuntimeConfig
-from lambdas.dispatching import Dispatcher, build_routes, console_url
-from lambdas.exceptions import ConfigurationError
-from lambdas.handlers.dispatcher import make_handler
-from lambdas.local import LocalLambdaContext
-from lambdas.runtime import Runtime
 from outbox_relay import OutboxEnvelope
-from workflows import execution_name
+from saga_outbox.lambdas.config import RuntimeConfig
+from saga_outbox.lambdas.dispatching import Dispatcher, build_routes, console_url
+from saga_outbox.lambdas.exceptions import ConfigurationError
+from saga_outbox.lambdas.handlers.dispatcher import make_handler
+from saga_outbox.lambdas.runtime import Runtime
+from saga_outbox.local import LocalLambdaContext
+from saga_outbox.workflows import execution_name
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})

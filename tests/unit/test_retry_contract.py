@@ -2,8 +2,8 @@
 
 import inspect
 
-from lambdas import exceptions as lambda_errors
-from workflows.orders import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
+from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
+from saga_outbox.lambdas import exceptions as lambda_errors
 
 # raised only by the dispatcher (SQS redelivers it), never by a step
 _NOT_FROM_STEPS = {"DispatchFailed"}

@@ -6,9 +6,17 @@ import json
 
 import pytest
 
-import workflows
-from workflows import CompilationError, RetryPolicy, Step, Workflow, WorkflowKind, compile_definition, to_json
-from workflows.orders import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
+import saga_outbox.workflows
+from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
+from saga_outbox.workflows import (
+    CompilationError,
+    RetryPolicy,
+    Step,
+    Workflow,
+    WorkflowKind,
+    compile_definition,
+    to_json,
+)
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:steps"
 
@@ -151,7 +159,7 @@ def test_function_key_selects_the_arn() -> None:
     assert asl["States"]["A"]["Parameters"]["FunctionName"] == "arn:b"
     with pytest.raises(CompilationError, match="'billing'"):
         compile_definition(w, function_arns={"steps": ARN})
-    with pytest.raises(workflows.WorkflowError):
+    with pytest.raises(saga_outbox.workflows.WorkflowError):
         compile_definition(w, function_arns={"billing": ""})
 
 

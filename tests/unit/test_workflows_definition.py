@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from workflows import (
+from saga_outbox.workflows import (
     Integration,
     RetryPolicy,
     Step,

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from workflows import WorkflowValidationError, execution_name
+from saga_outbox.workflows import WorkflowValidationError, execution_name
 
 VALID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 

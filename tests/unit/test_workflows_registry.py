@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import workflows
-from workflows import (
+import saga_outbox.workflows
+from saga_outbox.workflows import (
     EventRoute,
     UnknownWorkflowError,
     WorkflowKind,
@@ -15,11 +15,11 @@ from workflows import (
     get_workflow,
     workflows_for_event,
 )
-from workflows.cli import main
+from saga_outbox.workflows.cli import main
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(workflows.__all__) == [
+    assert sorted(saga_outbox.workflows.__all__) == [
         "CompilationError",
         "EventRoute",
         "Integration",
@@ -38,8 +38,8 @@ def test_public_api_is_pinned() -> None:
         "to_json",
         "workflows_for_event",
     ]
-    for name in workflows.__all__:
-        assert getattr(workflows, name) is not None
+    for name in saga_outbox.workflows.__all__:
+        assert getattr(saga_outbox.workflows, name) is not None
 
 
 def test_registered_workflows() -> None:

@@ -2,7 +2,7 @@
 handler code that CDK deploys (no second copy of either).
 
 moto's gaps are modelled, not hidden: it has no Docker-free Lambda (our handlers are bridged
-in-process, see :mod:`lambdas.local.lambda_bridge`), no ``StartSyncExecution`` (Express runs
+in-process, see :mod:`saga_outbox.local.lambda_bridge`), no ``StartSyncExecution`` (Express runs
 through ``StartExecution``), and its FIFO dedup ignores deleted messages and the 5-minute window
 (the consumers' idempotency is what protects us; the demo and chaos count what they absorb).
 """
@@ -30,14 +30,16 @@ from outbox_relay import (
     migrate,
 )
 from outbox_relay.embedded import sqlalchemy_url
-from workflows import all_workflows, compile_definition
+from saga_outbox._app import SagaApp
+from saga_outbox._discovery import load_app
+from saga_outbox.workflows import compile_definition
 
 from .event_source import SqsEventSource
 from .lambda_bridge import lambda_bridge
 
 __all__ = ["LocalOptions", "LocalRuntime"]
 
-log = logging.getLogger("lambdas.local")
+log = logging.getLogger("saga_outbox.local")
 
 ACCOUNT = "123456789012"  # moto's default account
 MOTO_CONFIG = {
@@ -54,7 +56,6 @@ class LocalOptions:
     data_dir: str | None = None  #: where the embedded PostgreSQL keeps its files
     region: str = "us-east-1"
     outbox_schema: str = "saga_outbox"
-    orders_schema: str = "orders"
     queue_name: str = "saga-outbox-events.fifo"
     idempotency_table: str = "saga-outbox-idempotency"
     #: seconds before a failed record comes back (short locally, so retries are quick)
@@ -91,9 +92,11 @@ def _warm_moto_models() -> None:
 
 
 class LocalRuntime:
-    """Start with :meth:`start` (or as a context manager); everything stops with :meth:`stop`."""
+    """The user's ``app`` (a :class:`~saga_outbox.SagaApp` or ``"module:attr"``) on a local
+    stack. Start with :meth:`start` (or as a context manager); :meth:`stop` stops everything."""
 
-    def __init__(self, options: LocalOptions | None = None) -> None:
+    def __init__(self, app: SagaApp | str, options: LocalOptions | None = None) -> None:
+        self.app = load_app(app)
         self.options = options or LocalOptions()
         self.engine: sa.Engine | None = None
         self.database_url: str | None = None
@@ -163,7 +166,7 @@ class LocalRuntime:
             BillingMode="PAY_PER_REQUEST",
         )
         sfn = self.clients["stepfunctions"]
-        for wf in all_workflows():
+        for wf in self.app.workflows:
             arn = self.function_arn(wf.function)
             if self.options.definitions is not None:
                 definition = self.options.definitions[wf.name]
@@ -177,15 +180,13 @@ class LocalRuntime:
             )["stateMachineArn"]
 
     def _start_database(self) -> None:
-        from lambdas.orders.schema import migrate_orders
-
         opts = self.options
         self.database_url = (
             sqlalchemy_url(opts.database_url) if opts.database_url else embedded_postgres_url(opts.data_dir)
         )
         self.engine = sa.create_engine(self.database_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
         migrate(self.engine, schema=opts.outbox_schema)
-        migrate_orders(self.engine, schema=opts.orders_schema)
+        self.app.migrate(self.engine)
 
     def _configure_handlers(self) -> None:
         if self.options.quiet_handlers:
@@ -195,22 +196,21 @@ class LocalRuntime:
             # moto logs every failed task at ERROR (with its whole parse tree); failures are
             # part of the demo and show up in the executions, not as log noise
             logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-        from lambdas import runtime as lambda_runtime
-        from lambdas.config import RuntimeConfig
-        from lambdas.handlers import dispatcher, steps
+        from saga_outbox.lambdas import runtime as lambda_runtime
+        from saga_outbox.lambdas.config import RuntimeConfig
+        from saga_outbox.lambdas.handlers import dispatcher, steps
 
         opts = self.options
         config = RuntimeConfig(
             database_url=self.database_url,
             outbox_schema=opts.outbox_schema,
-            orders_schema=opts.orders_schema,
             queue_url=self.queue_url,
             idempotency_table=opts.idempotency_table,
             state_machine_arns=dict(self.state_machine_arns),
-            allow_simulation=True,
         )
         self.lambda_runtime = lambda_runtime.configure(
             config,
+            app=self.app,
             engine=self.engine,
             sfn_client=self.clients["stepfunctions"],
             sqs_client=self.clients["sqs"],
@@ -218,8 +218,7 @@ class LocalRuntime:
         )
         self.steps_handler = self._quiet(self.lambda_runtime.cached_handler(steps.make_handler))
         self.dispatcher_handler = self._quiet(self.lambda_runtime.cached_handler(dispatcher.make_handler))
-        functions = {wf.function for wf in all_workflows()}
-        self._bridge = lambda_bridge({name: self.steps_handler for name in functions})
+        self._bridge = lambda_bridge({name: self.steps_handler for name in self.app.functions()})
         self._bridge.__enter__()
 
     def _quiet(self, handler: Any) -> Any:

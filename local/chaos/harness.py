@@ -23,14 +23,15 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
-from ..demo import simulated_failures
+from examples.orders.demo import simulated_failures
+
 from .checker import ChaosReport, check_run
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
 
 __all__ = ["PLAIN_EVENT_TYPE", "ChaosOptions", "run_chaos"]
 
-log = logging.getLogger("lambdas.local.chaos")
+log = logging.getLogger("saga_outbox.local.chaos")
 
 PLAIN_EVENT_TYPE = "AccountCredited"
 PLAIN_AGGREGATE = "account"
@@ -135,7 +136,7 @@ class _Relays:
         cmd = [
             sys.executable,
             "-m",
-            "lambdas.local.chaos.relay_worker",
+            "saga_outbox.local.chaos.relay_worker",
             "--database-url",
             self.database_url,
             "--queue-url",
@@ -250,7 +251,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
     """Run the whole scenario and return the checker's report."""
     from moto.server import ThreadedMotoServer
 
-    from lambdas.orders.commands import place_order
+    from examples.orders.commands import place_order
     from outbox_relay import deduplication_id, enqueue, outbox_status
 
     from ..lambda_bridge import bridge_lambda
@@ -266,17 +267,19 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
     log_dir.mkdir(parents=True, exist_ok=True)
     # fresh schemas per run: a shared database (tests, --database-url) never mixes two runs
     suffix = uuid.uuid4().hex[:8]
+    orders_schema = f"chaos_orders_{suffix}"
+    from examples.orders.app import create_app
+
     local = LocalOptions(
         database_url=opts.database_url,
         outbox_schema=f"chaos_outbox_{suffix}",
-        orders_schema=f"chaos_orders_{suffix}",
         visibility_timeout_seconds=2,
         max_receive_count=1_000,
         duplicate_rate=opts.duplicate_delivery_rate,
         seed=opts.seed,
         event_source_threads=0,
     )
-    runtime = LocalRuntime(local).start(run_workers=False)
+    runtime = LocalRuntime(create_app(schema=orders_schema), local).start(run_workers=False)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     dedup = SqsDedupModel(history, queue_name=local.queue_name)
     relays: _Relays | None = None
@@ -286,7 +289,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
     try:
         assert runtime.engine is not None and runtime.database_url is not None
         engine: sa.Engine = runtime.engine
-        schema, orders_schema = local.outbox_schema, local.orders_schema
+        schema = local.outbox_schema
         server.start()
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -302,9 +305,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
             seed=opts.seed,
             history=history,
         )
-        from workflows import all_workflows
-
-        for fn in {wf.function for wf in all_workflows()}:
+        for fn in runtime.app.functions():
             bridge_lambda(fn, steps)
         dispatcher = recording_dispatcher(runtime.dispatcher_handler, history, plain_type=PLAIN_EVENT_TYPE)
         for i in range(opts.event_sources):
@@ -503,6 +504,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
             outbox_schema=schema,
             orders_schema=orders_schema,
             plain_event_type=PLAIN_EVENT_TYPE,
+            saga=runtime.app.get_workflow("OrderSaga"),
         )
         report.duration_seconds = round(time.monotonic() - started, 1)
         report.faults["late_resends_requested"] = len(history.late_resend_requests)

@@ -1,14 +1,20 @@
-"""Command API: Function URL / API Gateway proxy -> order + outbox row (see lambdas.orders.api)."""
+"""Command API: Function URL / API Gateway proxy -> order + outbox row
+(see examples.orders.api).
+
+``ORDERS_SCHEMA`` (default ``orders``) names the order tables' schema; ``ALLOW_SIMULATION=true``
+lets a request carry ``simulate`` failure flags (demos only)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ..orders.api import handle_http
-from ..runtime import Handler, LazyHandler, Runtime
-from ._observability import observability
+from saga_outbox.lambdas.handlers._observability import observability
+from saga_outbox.lambdas.runtime import Handler, LazyHandler, Runtime
+
+from .api import handle_http
 
 
 def make_handler(runtime: Runtime) -> Handler:
@@ -17,6 +23,8 @@ def make_handler(runtime: Runtime) -> Handler:
     config.require("database")
     logger, tracer, metrics = observability("command-api")
     engine = runtime.engine
+    orders_schema = os.environ.get("ORDERS_SCHEMA", "orders")
+    allow_simulation = os.environ.get("ALLOW_SIMULATION", "").lower() in {"1", "true", "yes", "on"}
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
@@ -25,9 +33,9 @@ def make_handler(runtime: Runtime) -> Handler:
         response = handle_http(
             event,
             engine=engine,
-            orders_schema=config.orders_schema,
+            orders_schema=orders_schema,
             outbox_schema=config.outbox_schema,
-            allow_simulation=config.allow_simulation,
+            allow_simulation=allow_simulation,
         )
         status = response["statusCode"]
         if status == 202:

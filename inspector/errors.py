@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from saga_outbox._errors import Error
+
 __all__ = [
     "ExecutionNotFound",
     "InspectorAWSError",
@@ -17,8 +19,8 @@ _NOT_FOUND_CODES = frozenset(
 )
 
 
-class InspectorError(Exception):
-    """Base class of every error raised by `workflows.inspect`."""
+class InspectorError(Error):
+    """Base class of every error raised by `saga_outbox.inspector`."""
 
 
 class StateMachineNotFound(InspectorError):

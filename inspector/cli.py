@@ -215,7 +215,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (``python -m workflows.inspect executions ...``)."""
+    """Stand-alone entry (``python -m saga_outbox.inspector executions ...``)."""
     parser = argparse.ArgumentParser(prog="saga-outbox")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.exceptions import DatabaseUnavailable
+from saga_outbox.lambdas.exceptions import DatabaseUnavailable
 
 from ..event_source import SqsEventSource
 from .history import History, Receipt

@@ -1,4 +1,4 @@
-"""One relay process of a chaos run: ``python -m lambdas.local.chaos.relay_worker ...``.
+"""One relay process of a chaos run: ``python -m saga_outbox.local.chaos.relay_worker ...``.
 
 A real :class:`outbox_relay.Relay` publishing to the harness's moto server through a
 :class:`outbox_relay.testing.FaultySqsClient` (entry failures, throttling). SIGUSR1 arms a
@@ -115,7 +115,7 @@ def build_relay(args: argparse.Namespace) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m lambdas.local.chaos.relay_worker")
+    p = argparse.ArgumentParser(prog="python -m saga_outbox.local.chaos.relay_worker")
     p.add_argument("--database-url", required=True)
     p.add_argument("--queue-url", required=True)
     p.add_argument("--endpoint-url", required=True)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 import outbox_relay
 
-from ..exceptions import IdempotencyConflict, InvalidRequest
+from .exceptions import IdempotencyConflict, InvalidRequest
 from .schema import DEFAULT_ORDERS_SCHEMA, order_tables
 
 __all__ = [

@@ -1,26 +1,10 @@
-"""Reference domain: the order saga and the order projection, written on the public API.
-
-The steps Lambda (``lambdas``) implements the actions named here; CDK deploys both workflows.
-"""
+"""The order saga and the order projection; :mod:`examples.orders.app` registers them with
+their actions."""
 
 from __future__ import annotations
 
-from workflows import RetryPolicy, Step, Workflow, WorkflowKind
+from saga_outbox import TRANSIENT_ERRORS, RetryPolicy, Step, Workflow, WorkflowKind
 
-#: Errors worth a retry. Step Functions matches error *names*; a business failure
-#: (PaymentDeclined, RefundFailed, ...) is final and goes straight to the Catch, so a declined
-#: card is compensated at once instead of being charged three times. The unqualified names are
-#: the step handlers' transient exceptions (``lambdas.exceptions``, which re-exports this list).
-TRANSIENT_ERRORS = (
-    "DatabaseUnavailable",
-    "StepInProgress",
-    "IdempotencyStoreUnavailable",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-    "States.Timeout",
-)
 # Local runs execute retries for real (moto sleeps IntervalSeconds), so keep waits short.
 TRANSIENT = RetryPolicy(errors=TRANSIENT_ERRORS, interval_seconds=1, backoff_rate=2.0, max_attempts=3)
 UNDO = RetryPolicy(errors=TRANSIENT_ERRORS, interval_seconds=1, backoff_rate=2.0, max_attempts=3)

@@ -175,7 +175,7 @@ def migrate_orders(bind: sa.Engine | sa.Connection | str, *, schema: str = DEFAU
 def _migrate(conn: sa.Connection, tables: OrderTables) -> None:
     # Serialize concurrent migrations of the same schema (CREATE ... IF NOT EXISTS races).
     conn.execute(
-        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"lambdas.orders.migrate:{tables.schema}")))
+        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"examples.orders.migrate:{tables.schema}")))
     )
     conn.execute(sa.schema.CreateSchema(tables.schema, if_not_exists=True))
     tables.metadata.create_all(conn, checkfirst=True)

@@ -27,8 +27,10 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 
-from ..exceptions import DatabaseUnavailable, IdempotencyConflict, InvalidRequest
+from saga_outbox.lambdas.exceptions import DatabaseUnavailable
+
 from .commands import place_order_once
+from .exceptions import IdempotencyConflict, InvalidRequest
 from .schema import order_tables
 
 __all__ = ["OrderItem", "PlaceOrderRequest", "Simulate", "handle_http"]

@@ -1,4 +1,5 @@
-"""``saga-outbox demo``: place orders on the local runtime and show what happened to them."""
+"""``make demo`` (``python -m examples.orders demo``): place orders on the local runtime and show
+what happened to them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from outbox_relay import outbox_status
+from saga_outbox.local import LocalOptions, LocalRuntime
 
+from .app import create_app
 from .audit import Audit, audit_run
-from .runtime import LocalOptions, LocalRuntime
+from .commands import place_order
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo"]
 
@@ -27,6 +30,7 @@ class DemoOptions:
     timeout_seconds: float = 300.0
     #: orders whose saga has not finished yet, at most (the local stack's backpressure)
     max_in_flight: int = 40
+    orders_schema: str = "orders"
 
     def __post_init__(self) -> None:
         if self.orders < 1:
@@ -81,8 +85,6 @@ def place_orders(
     count: int,
 ) -> None:
     """Place orders ``first`` .. ``first + count - 1``, each in its own transaction."""
-    from lambdas.orders.commands import place_order
-
     assert runtime.engine is not None
     for i in range(first, first + count):
         simulate = simulated_failures(
@@ -101,7 +103,7 @@ def place_orders(
                 amount_cents=rng.randint(500, 50_000),
                 simulate=simulate or None,
                 outbox_schema=runtime.options.outbox_schema,
-                orders_schema=runtime.options.orders_schema,
+                orders_schema=opts.orders_schema,
             )
 
 
@@ -136,7 +138,7 @@ def run_demo(
 ) -> DemoResult:
     local = local or LocalOptions(duplicate_rate=opts.duplicate_rate, seed=opts.seed)
     started = time.monotonic()
-    with LocalRuntime(local) as runtime:
+    with LocalRuntime(create_app(schema=opts.orders_schema), local) as runtime:
         rng = random.Random(opts.seed)
         placed = {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0}
         n_placed = 0
@@ -169,7 +171,7 @@ def run_demo(
             sfn_client=runtime.clients["stepfunctions"],
             state_machine_arns=runtime.state_machine_arns,
             outbox_schema=runtime.options.outbox_schema,
-            orders_schema=runtime.options.orders_schema,
+            orders_schema=opts.orders_schema,
         )
     return DemoResult(
         audit=audit,

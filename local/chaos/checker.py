@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workflows import get_workflow
-from workflows.naming import compensation_state_name
+from examples.orders.audit import Audit, audit_run
+from saga_outbox.workflows import Workflow
+from saga_outbox.workflows.naming import compensation_state_name
 
-from ..audit import Audit, audit_run
 from .history import History
 
 __all__ = ["ChaosReport", "check_run", "compensation_order_violation", "order_violations"]
@@ -97,11 +97,11 @@ def order_violations(
     return violations, redeliveries, examples
 
 
-def compensation_order_violation(entered: list[str], *, saga: str = "OrderSaga") -> str | None:
+def compensation_order_violation(entered: list[str], workflow: Workflow) -> str | None:
     """Check one execution's entered states: the compensations that ran must be, in order,
     the compensations of the completed steps in reverse (a prefix of it when the saga ended
     in CompensationFailed), each once. Returns a description of the violation or None."""
-    wf = get_workflow(saga)
+    wf = workflow
     steps = [s.name for s in wf.steps]
     compensable = {s.name: compensation_state_name(s.name) for s in wf.steps if s.compensation}
     comp_states = set(compensable.values())
@@ -159,6 +159,7 @@ def check_run(
     outbox_schema: str,
     orders_schema: str,
     plain_event_type: str,
+    saga: Workflow,
 ) -> ChaosReport:
     audit: Audit = audit_run(
         engine,
@@ -194,10 +195,10 @@ def check_run(
     # saga compensation order, from the execution histories
     comp_violations = 0
     comp_examples: list[str] = []
-    saga_arn = state_machine_arns["OrderSaga"]
+    saga_arn = state_machine_arns[saga.name]
     for page in sfn_client.get_paginator("list_executions").paginate(stateMachineArn=saga_arn):
         for e in page["executions"]:
-            problem = compensation_order_violation(_entered_states(sfn_client, e["executionArn"]))
+            problem = compensation_order_violation(_entered_states(sfn_client, e["executionArn"]), saga)
             if problem:
                 comp_violations += 1
                 if len(comp_examples) < 5:

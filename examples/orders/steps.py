@@ -1,7 +1,7 @@
 """Saga actions, compensations, hooks and projections of the order domain.
 
 Every business effect is one row guarded by a UNIQUE key derived from the execution name and
-the state name (:attr:`~lambdas.tasks.StepTask.effect_key`): ``INSERT ... ON CONFLICT DO
+the state name (:attr:`~saga_outbox.lambdas.tasks.StepContext.effect_key`): ``INSERT ... ON CONFLICT DO
 NOTHING`` and then read back, so a step invoked twice makes one effect and answers the same.
 Compensations are conditional updates (``... WHERE released_at IS NULL``), idempotent too.
 Hooks lock the order row, so the status change and its outbox event happen once: the status
@@ -15,7 +15,6 @@ reads the ``simulate`` flags the order command put in the ``OrderPlaced`` payloa
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,31 +22,26 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-import outbox_relay
+from saga_outbox import StepContext
 
-from ..exceptions import (
+from .commands import AGGREGATE_TYPE
+from .exceptions import (
     InvalidOrderTransition,
     InventoryUnavailable,
-    MalformedEvent,
+    MalformedOrderEvent,
     PaymentDeclined,
     RefundFailed,
     ShipmentFailed,
 )
-from ..tasks import ActionRegistry, StepContext, StepTask
-from .commands import AGGREGATE_TYPE
-from .schema import order_tables
+from .schema import OrderTables
 
 __all__ = [
-    "ORDER_PROJECTION",
-    "ORDER_SAGA",
     "FaultInjector",
     "cancel_order",
     "charge_payment",
     "confirm_order",
     "create_shipment",
     "hook_event_id",
-    "no_faults",
-    "order_registry",
     "project_order",
     "record_notification",
     "refund_payment",
@@ -56,38 +50,34 @@ __all__ = [
     "simulated_faults",
 ]
 
-ORDER_SAGA = "OrderSaga"
-ORDER_PROJECTION = "OrderProjection"
 #: namespace of the deterministic ids of events emitted by hooks
 HOOK_EVENT_NAMESPACE = uuid.UUID("5b0c9a52-3f0e-4c55-9d51-6f2c3e0b7a11")
 
-FaultInjector = Callable[[StepTask, str], bool]
+FaultInjector = Callable[[StepContext, str], bool]
 """``(task, point) -> fail?``; points: fail_inventory, fail_payment, fail_shipping, fail_refund."""
 
 
-def simulated_faults(task: StepTask, point: str) -> bool:
+def simulated_faults(task: StepContext, point: str) -> bool:
     """The default injector: the ``simulate`` flags carried by the order event (demo only;
     the command API accepts them only when ``ALLOW_SIMULATION`` is on)."""
     flags = task.payload.get("simulate")
     return isinstance(flags, dict) and bool(flags.get(point))
 
 
-def no_faults(task: StepTask, point: str) -> bool:
-    return False
-
-
-def _order_id(task: StepTask) -> uuid.UUID:
+def _order_id(task: StepContext) -> uuid.UUID:
     try:
         return uuid.UUID(str(task.payload["order_id"]))
     except (KeyError, ValueError) as exc:
-        raise MalformedEvent(f"{task.event_type} event {task.event.get('event_id')} has no order_id") from exc
+        raise MalformedOrderEvent(
+            f"{task.event_type} event {task.event.get('event_id')} has no order_id"
+        ) from exc
 
 
 # ---------------------------------------------------------------------------- saga actions
 def _effect_once(ctx: StepContext, table: sa.Table, *columns: Any, **values: Any) -> Any:
     """Record a business effect under the task's effect key, or find the one recorded by an
     earlier invocation: the UNIQUE key, not the caller, decides whether it happens."""
-    task = ctx.task
+    task = ctx
     ctx.conn.execute(
         pg_insert(table)
         .values(idempotency_key=task.effect_key, execution_name=task.execution, **values)
@@ -98,8 +88,10 @@ def _effect_once(ctx: StepContext, table: sa.Table, *columns: Any, **values: Any
     ).one()
 
 
-def reserve_inventory(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
-    task, t = ctx.task, order_tables(ctx.orders_schema).inventory_reservations
+def reserve_inventory(
+    ctx: StepContext, *, tables: OrderTables, faults: FaultInjector = simulated_faults
+) -> dict[str, Any]:
+    task, t = ctx, tables.inventory_reservations
     order_id = _order_id(task)
     if faults(task, "fail_inventory"):
         raise InventoryUnavailable(f"order {order_id}: inventory unavailable (simulated)")
@@ -115,7 +107,7 @@ def reserve_inventory(ctx: StepContext, *, faults: FaultInjector = simulated_fau
         for i, item in enumerate(items)
     ]
     if not rows:
-        raise MalformedEvent(f"order {order_id}: no items to reserve")
+        raise MalformedOrderEvent(f"order {order_id}: no items to reserve")
     ctx.conn.execute(pg_insert(t).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"]))
     stored = ctx.conn.execute(
         sa.select(t.c.id, t.c.sku, t.c.qty)
@@ -128,8 +120,8 @@ def reserve_inventory(ctx: StepContext, *, faults: FaultInjector = simulated_fau
     }
 
 
-def release_inventory(ctx: StepContext) -> dict[str, Any]:
-    task, t = ctx.task, order_tables(ctx.orders_schema).inventory_reservations
+def release_inventory(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
+    task, t = ctx, tables.inventory_reservations
     order_id = _order_id(task)
     released = ctx.conn.execute(
         t.update()
@@ -143,8 +135,10 @@ def release_inventory(ctx: StepContext) -> dict[str, Any]:
     return {"order_id": str(order_id), "released_now": len(released), "released_total": total}
 
 
-def charge_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
-    task, t = ctx.task, order_tables(ctx.orders_schema).payments
+def charge_payment(
+    ctx: StepContext, *, tables: OrderTables, faults: FaultInjector = simulated_faults
+) -> dict[str, Any]:
+    task, t = ctx, tables.payments
     order_id = _order_id(task)
     if faults(task, "fail_payment"):
         raise PaymentDeclined(f"order {order_id}: payment declined (simulated)")
@@ -153,8 +147,10 @@ def charge_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults
     return {"order_id": str(order_id), "payment_id": row.id, "amount_cents": row.amount_cents}
 
 
-def refund_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
-    task, t = ctx.task, order_tables(ctx.orders_schema).payments
+def refund_payment(
+    ctx: StepContext, *, tables: OrderTables, faults: FaultInjector = simulated_faults
+) -> dict[str, Any]:
+    task, t = ctx, tables.payments
     order_id = _order_id(task)
     if faults(task, "fail_refund"):
         raise RefundFailed(f"order {order_id}: refund failed (simulated)")
@@ -172,8 +168,10 @@ def refund_payment(ctx: StepContext, *, faults: FaultInjector = simulated_faults
     return {"order_id": str(order_id), "refunded_now": len(refunded), "refunded_total": total}
 
 
-def create_shipment(ctx: StepContext, *, faults: FaultInjector = simulated_faults) -> dict[str, Any]:
-    task, t = ctx.task, order_tables(ctx.orders_schema).shipments
+def create_shipment(
+    ctx: StepContext, *, tables: OrderTables, faults: FaultInjector = simulated_faults
+) -> dict[str, Any]:
+    task, t = ctx, tables.shipments
     order_id = _order_id(task)
     if faults(task, "fail_shipping"):
         raise ShipmentFailed(f"order {order_id}: shipment could not be created (simulated)")
@@ -188,8 +186,8 @@ def hook_event_id(execution: str, event_type: str) -> uuid.UUID:
     return uuid.uuid5(HOOK_EVENT_NAMESPACE, f"{execution}:{event_type}")
 
 
-def _transition(ctx: StepContext, *, target: str, event_type: str) -> dict[str, Any]:
-    task, orders = ctx.task, order_tables(ctx.orders_schema).orders
+def _transition(ctx: StepContext, *, tables: OrderTables, target: str, event_type: str) -> dict[str, Any]:
+    task, orders = ctx, tables.orders
     order_id = _order_id(task)
     event_id = hook_event_id(task.execution, event_type)
     row = ctx.conn.execute(
@@ -216,21 +214,18 @@ def _transition(ctx: StepContext, *, target: str, event_type: str) -> dict[str, 
         .values(status=target, version=orders.c.version + 1, updated_at=sa.func.now())
         .returning(orders.c.version)
     ).scalar_one()
-    outbox_relay.enqueue(
-        ctx.conn,
-        aggregate_type=AGGREGATE_TYPE,
-        aggregate_key=str(order_id),
-        event_type=event_type,
-        payload={
+    ctx.enqueue(
+        event_type,
+        {
             "order_id": str(order_id),
             "customer_id": row.customer_id,
             "amount_cents": row.amount_cents,
             "status": target,
             "version": version,
         },
-        headers={"causation_id": str(task.event_id), "execution": task.execution},
+        aggregate_type=AGGREGATE_TYPE,
+        aggregate_key=str(order_id),
         event_id=event_id,
-        schema=ctx.outbox_schema,
     )
     return {
         "order_id": str(order_id),
@@ -241,25 +236,25 @@ def _transition(ctx: StepContext, *, target: str, event_type: str) -> dict[str, 
     }
 
 
-def confirm_order(ctx: StepContext) -> dict[str, Any]:
+def confirm_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
     """on_success hook: PENDING -> CONFIRMED and ``OrderConfirmed`` via the outbox."""
-    return _transition(ctx, target="CONFIRMED", event_type="OrderConfirmed")
+    return _transition(ctx, tables=tables, target="CONFIRMED", event_type="OrderConfirmed")
 
 
-def cancel_order(ctx: StepContext) -> dict[str, Any]:
+def cancel_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
     """on_compensated hook: PENDING -> CANCELLED and ``OrderCancelled`` via the outbox."""
-    return _transition(ctx, target="CANCELLED", event_type="OrderCancelled")
+    return _transition(ctx, tables=tables, target="CANCELLED", event_type="OrderCancelled")
 
 
 # ---------------------------------------------------------------------------- projections
-def project_order(ctx: StepContext) -> dict[str, Any]:
+def project_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
     """Apply an order event to ``order_view`` once per event id, and only if newer."""
-    task, tables = ctx.task, order_tables(ctx.orders_schema)
+    task = ctx
     order_id, event_id = _order_id(task), task.event_id
     try:
         version, status = int(task.payload["version"]), str(task.payload["status"])
     except (KeyError, ValueError, TypeError) as exc:
-        raise MalformedEvent(f"event {event_id} has no version/status to project") from exc
+        raise MalformedOrderEvent(f"event {event_id} has no version/status to project") from exc
     seen = tables.order_view_events
     first_time = ctx.conn.execute(
         pg_insert(seen)
@@ -311,9 +306,9 @@ _MESSAGES = {
 }
 
 
-def record_notification(ctx: StepContext) -> dict[str, Any]:
+def record_notification(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
     """Record the customer notification of an event, once per event id."""
-    task, t = ctx.task, order_tables(ctx.orders_schema).notifications
+    task, t = ctx, tables.notifications
     order_id, event_id = _order_id(task), task.event_id
     message = _MESSAGES.get(task.event_type, "Order {order_id}: " + task.event_type).format(order_id=order_id)
     inserted = ctx.conn.execute(
@@ -323,22 +318,3 @@ def record_notification(ctx: StepContext) -> dict[str, Any]:
         .returning(t.c.id)
     ).first()
     return {"order_id": str(order_id), "event_id": str(event_id), "recorded": inserted is not None}
-
-
-# ---------------------------------------------------------------------------- registry
-def order_registry(*, faults: FaultInjector = simulated_faults) -> ActionRegistry:
-    """``(workflow, action) -> function`` for OrderSaga and OrderProjection."""
-    registry = ActionRegistry()
-    for name, fn in (
-        ("reserve_inventory", functools.partial(reserve_inventory, faults=faults)),
-        ("release_inventory", release_inventory),
-        ("charge_payment", functools.partial(charge_payment, faults=faults)),
-        ("refund_payment", functools.partial(refund_payment, faults=faults)),
-        ("create_shipment", functools.partial(create_shipment, faults=faults)),
-        ("confirm_order", confirm_order),
-        ("cancel_order", cancel_order),
-    ):
-        registry.register(ORDER_SAGA, name, fn)
-    registry.register(ORDER_PROJECTION, "project_order", project_order)
-    registry.register(ORDER_PROJECTION, "record_notification", record_notification)
-    return registry

@@ -22,7 +22,7 @@ from .lambda_bridge import LocalLambdaContext
 
 __all__ = ["EventSourceStats", "SqsEventSource", "lambda_sqs_event"]
 
-log = logging.getLogger("lambdas.local.event_source")
+log = logging.getLogger("saga_outbox.local.event_source")
 
 
 def _record(message: dict[str, Any], *, queue_arn: str, region: str, receive_count: int) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import Any
 
+from saga_outbox._app import SagaApp
+
 from .runtime import LocalOptions, LocalRuntime
 
 __all__ = ["run_local_up"]
@@ -22,6 +24,7 @@ def _libpq_url(sqlalchemy_url: str) -> str:
 
 
 def run_local_up(
+    app: SagaApp | str,
     *,
     port: int = 5005,
     inspector_port: int = 8008,
@@ -34,11 +37,11 @@ def run_local_up(
 ) -> int:
     from moto.server import ThreadedMotoServer
 
-    from workflows.inspect import serve_inspector
+    from saga_outbox.inspector import serve_inspector
 
     out = out or sys.stdout
     stop = stop or threading.Event()
-    runtime = LocalRuntime(LocalOptions(database_url=database_url, data_dir=data_dir))
+    runtime = LocalRuntime(app, LocalOptions(database_url=database_url, data_dir=data_dir))
     runtime.start()
     server = ThreadedMotoServer(ip_address=host, port=port)
     server.start()
@@ -52,7 +55,8 @@ def run_local_up(
         assert runtime.database_url is not None
         db = _libpq_url(runtime.database_url)
         queue = runtime.queue_url.replace("https://sqs.us-east-1.amazonaws.com", endpoint)
-        saga_arn = runtime.state_machine_arns["OrderSaga"]
+        first = runtime.app.workflows[0]
+        routed = next((r.event_type for r in runtime.app.routes), "YourEvent")
         print(
             "\n".join(
                 [
@@ -64,10 +68,11 @@ def run_local_up(
                     f"  inspector        {inspector.url}/",
                     "",
                     "Try:",
-                    f"  saga-outbox orders place --database-url '{db}' --fail shipping",
+                    f"  saga-outbox outbox enqueue --database-url '{db}' --event-type {routed} "
+                    "--payload '{}'",
                     f"  saga-outbox executions list --endpoint-url {endpoint}",
                     f"  aws --endpoint-url {endpoint} stepfunctions list-executions"
-                    f" --state-machine-arn {saga_arn}",
+                    f" --state-machine-arn {runtime.state_machine_arns[first.name]}",
                 ]
             ),
             file=out,

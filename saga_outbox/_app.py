@@ -1,0 +1,219 @@
+"""The app object: a user's module declares its workflows, routes, actions and tables on one
+:class:`SagaApp`, and every entry point (CLI, Lambda handlers, CDK construct, local runtime)
+is pointed at it (``module:attr``). Registration is explicit; nothing is scanned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._errors import AppError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from saga_outbox.lambdas.tasks import ActionRegistry, StepContext
+    from saga_outbox.workflows.definition import Workflow
+
+__all__ = ["EventRoute", "Migration", "SagaApp"]
+
+Action = Callable[["StepContext"], Any]
+Migration = Callable[["sa.Connection"], None]
+"""Prepares the app's own tables inside one transaction; must be idempotent (``IF NOT EXISTS``)."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+_APP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRoute:
+    """Start ``workflow`` for every outbox event of type ``event_type``."""
+
+    event_type: str
+    workflow: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event_type, str) or not self.event_type.strip():
+            raise AppError(f"invalid event_type {self.event_type!r}: must be a non-empty string")
+        if not isinstance(self.workflow, str) or not self.workflow:
+            raise AppError(f"invalid workflow {self.workflow!r}: must be a workflow name")
+
+
+class SagaApp:
+    """Workflows, the event types that start them, the actions their steps run, and the
+    migrations of the app's own tables.
+
+    ::
+
+        app = SagaApp("myshop")
+        app.add(Workflow(name="RoomSaga", steps=[...]))
+        app.route("RoomRequested", "RoomSaga")
+
+        @app.action("RoomSaga", "book_room")
+        def book_room(ctx: StepContext) -> dict: ...
+
+    :meth:`check` (run by every entry point at start-up) refuses an app whose workflows name
+    an action or compensation nobody registered, or whose routes name an unknown workflow.
+    """
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not _APP_NAME.match(name):
+            raise AppError(
+                f"invalid app name {name!r}: 1-64 characters, a letter first, "
+                "then letters, digits, '_' or '-'"
+            )
+        self.name = name
+        self._workflows: dict[str, Workflow] = {}
+        self._routes: list[EventRoute] = []
+        self._actions: dict[tuple[str, str], Action] = {}
+        self._migrations: list[Migration] = []
+
+    def __repr__(self) -> str:
+        return f"SagaApp({self.name!r}, workflows={list(self._workflows)})"
+
+    # -- declaration -----------------------------------------------------------------------
+    def add(self, workflow: Workflow) -> Workflow:
+        """Register ``workflow`` (its name must be unique in the app); returns it."""
+        from saga_outbox.workflows.definition import Workflow
+
+        if not isinstance(workflow, Workflow):
+            raise AppError(f"app.add() takes a Workflow, got {type(workflow).__name__}: {workflow!r}")
+        if workflow.name in self._workflows and self._workflows[workflow.name] != workflow:
+            raise AppError(f"app {self.name!r} already has a different workflow named {workflow.name!r}")
+        self._workflows[workflow.name] = workflow
+        return workflow
+
+    def route(self, event_type: str, workflow: str | Workflow) -> None:
+        """Start ``workflow`` (a name or a registered :class:`Workflow`) for each ``event_type`` event."""
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", workflow)
+        route = EventRoute(event_type=event_type, workflow=name)  # type: ignore[arg-type]
+        if route not in self._routes:
+            self._routes.append(route)
+
+    def action(self, workflow: str, action: str) -> Callable[[F], F]:
+        """Decorator: register the function that runs ``action`` (an action, compensation or
+        hook name of ``workflow``). It gets a :class:`~saga_outbox.StepContext` and returns a
+        JSON-serializable value, the step's output."""
+        for what, value in (("workflow", workflow), ("action", action)):
+            if not isinstance(value, str) or not value:
+                raise AppError(f"@app.action: invalid {what} {value!r}: must be a non-empty string")
+
+        def register(fn: F) -> F:
+            if not callable(fn):
+                raise AppError(f"@app.action({workflow!r}, {action!r}) decorates a non-callable {fn!r}")
+            previous = self._actions.get((workflow, action))
+            if previous is not None and previous is not fn:
+                raise AppError(f"action {workflow}.{action} is registered twice ({previous!r} and {fn!r})")
+            self._actions[(workflow, action)] = fn
+            return fn
+
+        return register
+
+    def migration(self, fn: F) -> F:
+        """Decorator: a function ``(conn) -> None`` that creates or upgrades the app's own
+        tables in one transaction. The local runtime runs them at start-up; in production run
+        them from your deploy (``saga-outbox app migrate --app M:A``) or your own migration tool."""
+        if not callable(fn):
+            raise AppError(f"@app.migration decorates a non-callable {fn!r}")
+        if fn not in self._migrations:
+            self._migrations.append(fn)
+        return fn
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def workflows(self) -> tuple[Workflow, ...]:
+        """Every workflow, in registration order."""
+        return tuple(self._workflows.values())
+
+    @property
+    def routes(self) -> tuple[EventRoute, ...]:
+        return tuple(self._routes)
+
+    @property
+    def actions(self) -> Mapping[tuple[str, str], Action]:
+        return dict(self._actions)
+
+    @property
+    def migrations(self) -> tuple[Migration, ...]:
+        return tuple(self._migrations)
+
+    def get_workflow(self, name: str) -> Workflow:
+        try:
+            return self._workflows[name]
+        except KeyError:
+            from saga_outbox.workflows.exceptions import UnknownWorkflowError
+
+            raise UnknownWorkflowError(
+                f"app {self.name!r} has no workflow {name!r}; it has {sorted(self._workflows)}"
+            ) from None
+
+    def workflows_for(self, event_type: str) -> list[Workflow]:
+        """The workflows one event of ``event_type`` starts, in route order (empty: none)."""
+        out: list[Workflow] = []
+        for route in self._routes:
+            if route.event_type == event_type:
+                workflow = self.get_workflow(route.workflow)
+                if workflow not in out:
+                    out.append(workflow)
+        return out
+
+    def functions(self) -> set[str]:
+        """The logical Lambda functions the workflows invoke (``Workflow.function``)."""
+        return {wf.function for wf in self._workflows.values()}
+
+    def registry(self) -> ActionRegistry:
+        """The ``(workflow, action) -> function`` table the steps handler runs."""
+        from saga_outbox.lambdas.tasks import ActionRegistry
+
+        return ActionRegistry(self._actions)
+
+    def __iter__(self) -> Iterator[Workflow]:
+        return iter(self._workflows.values())
+
+    # -- checks ------------------------------------------------------------------------------
+    def missing_actions(self) -> list[str]:
+        """``Workflow.action`` of every action, compensation and hook nobody registered."""
+        missing: list[str] = []
+        for wf in self._workflows.values():
+            for step in (*wf.steps, *wf.hooks()):
+                for name in (step.action, step.compensation):
+                    if name and (wf.name, name) not in self._actions:
+                        missing.append(f"{wf.name}.{name}")
+        return missing
+
+    def check(self) -> SagaApp:
+        """Refuse an incomplete app with one message naming every problem; returns the app."""
+        problems: list[str] = []
+        if not self._workflows:
+            problems.append("it has no workflow (app.add(Workflow(...)))")
+        missing = self.missing_actions()
+        if missing:
+            problems.append(
+                "no function registered for " + ", ".join(missing) + " (@app.action(workflow, action))"
+            )
+        unknown = sorted({r.workflow for r in self._routes if r.workflow not in self._workflows})
+        if unknown:
+            problems.append(f"routes name unknown workflows {unknown}; known: {sorted(self._workflows)}")
+        extra = sorted(
+            f"{w}.{a}" for w, a in self._actions if w not in self._workflows or not _declares(self, w, a)
+        )
+        if extra:
+            problems.append(f"actions registered for no step: {', '.join(extra)}")
+        if problems:
+            raise AppError(f"app {self.name!r} is incomplete: " + "; ".join(problems))
+        return self
+
+    def migrate(self, engine: sa.Engine) -> int:
+        """Run every migration, each in its own transaction; returns how many ran."""
+        for fn in self._migrations:
+            with engine.begin() as conn:
+                fn(conn)
+        return len(self._migrations)
+
+
+def _declares(app: SagaApp, workflow: str, action: str) -> bool:
+    wf = app.get_workflow(workflow)
+    return any(action in (s.action, s.compensation) for s in (*wf.steps, *wf.hooks()))
