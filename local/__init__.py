@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING
 
 from saga_outbox._lazy import lazy_exports
 
+# Eager, and cheap (moto is imported on first use): the module shares its name with the
+# function, and a lazy export would lose to the submodule attribute once it is imported.
+from saga_outbox.local.lambda_bridge import LocalLambdaContext, bridge_lambda, lambda_bridge
+
 if TYPE_CHECKING:
-    from saga_outbox.local.lambda_bridge import LocalLambdaContext, bridge_lambda, lambda_bridge
     from saga_outbox.local.run import ExecutionReport, RunReport, run_event, run_in
     from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
@@ -34,9 +37,6 @@ _LAZY = {
     "run_in": "saga_outbox.local.run",
     "LocalOptions": "saga_outbox.local.runtime",
     "LocalRuntime": "saga_outbox.local.runtime",
-    "LocalLambdaContext": "saga_outbox.local.lambda_bridge",
-    "bridge_lambda": "saga_outbox.local.lambda_bridge",
-    "lambda_bridge": "saga_outbox.local.lambda_bridge",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

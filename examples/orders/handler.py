@@ -17,14 +17,19 @@ from saga_outbox.lambdas.runtime import Handler, LazyHandler, Runtime
 from .api import handle_http
 
 
-def make_handler(runtime: Runtime) -> Handler:
-    """Build the command API handler; needs DATABASE_URL (or the IAM trio)."""
+def make_handler(
+    runtime: Runtime, *, orders_schema: str | None = None, allow_simulation: bool | None = None
+) -> Handler:
+    """Build the command API handler; needs DATABASE_URL (or the IAM trio). ``orders_schema`` and
+    ``allow_simulation`` default to ORDERS_SCHEMA and ALLOW_SIMULATION."""
     config = runtime.config
     config.require("database")
     logger, tracer, metrics = observability("command-api")
     engine = runtime.engine
-    orders_schema = os.environ.get("ORDERS_SCHEMA", "orders")
-    allow_simulation = os.environ.get("ALLOW_SIMULATION", "").lower() in {"1", "true", "yes", "on"}
+    if orders_schema is None:
+        orders_schema = os.environ.get("ORDERS_SCHEMA", "orders")
+    if allow_simulation is None:
+        allow_simulation = os.environ.get("ALLOW_SIMULATION", "").lower() in {"1", "true", "yes", "on"}
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

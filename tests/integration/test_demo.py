@@ -1,4 +1,4 @@
-"""`saga-outbox demo` at small scale: the counts must add up, not just exit 0."""
+"""`make demo` (python -m examples.orders demo) at small scale: the counts must add up, not just exit 0."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from examples.orders.demo import DemoOptions, run_demo
-from outbox_relay.cli import main
+from examples.orders.__main__ import main
 from saga_outbox.local.runtime import LocalOptions
 
 pytestmark = pytest.mark.integration
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 def test_demo_counts_add_up(database_url, aws_env):
     opts = DemoOptions(
         orders=12,
+        orders_schema="demo_orders",
         fail_payment=0.25,
         fail_shipping=0.25,
         fail_refund=0.0,
@@ -28,7 +29,6 @@ def test_demo_counts_add_up(database_url, aws_env):
         local=LocalOptions(
             database_url=database_url,
             outbox_schema="demo_outbox",
-            orders_schema="demo_orders",
             duplicate_rate=0.5,
             seed=3,
         ),

@@ -13,11 +13,13 @@ import pytest
 import sqlalchemy as sa
 from moto import mock_aws
 
-from examples.orders import migrate_orders, order_registry, order_tables
+from examples.orders import handler as command_api
+from examples.orders.app import create_app
+from examples.orders.exceptions import PaymentDeclined
+from examples.orders.schema import migrate_orders, order_tables
 from outbox_relay import migrate, outbox_table
 from saga_outbox.lambdas.config import RuntimeConfig
-from saga_outbox.lambdas.exceptions import PaymentDeclined
-from saga_outbox.lambdas.handlers import command_api, steps
+from saga_outbox.lambdas.handlers import steps
 from saga_outbox.lambdas.runtime import Runtime
 from saga_outbox.lambdas.tasks import ActionRegistry, StepContext
 from saga_outbox.local import LocalLambdaContext
@@ -35,9 +37,7 @@ def db(engine: sa.Engine, schema: str) -> str:
 
 
 def config(schema: str, **kwargs: Any) -> RuntimeConfig:
-    return RuntimeConfig(
-        database_url="postgresql://unused", outbox_schema=schema, orders_schema=schema, **kwargs
-    )
+    return RuntimeConfig(database_url="postgresql://unused", outbox_schema=schema, **kwargs)
 
 
 def ctx(name: str) -> Any:
@@ -75,7 +75,7 @@ def count(engine: sa.Engine, table: sa.Table) -> int:
 # ---------------------------------------------------------------------------- command API
 @pytest.fixture
 def api(engine: sa.Engine, db: str) -> Any:
-    return command_api.make_handler(Runtime(config(db), engine=engine))
+    return command_api.make_handler(Runtime(config(db), engine=engine), orders_schema=db)
 
 
 def test_command_api_places_order_and_outbox_row(api: Any, engine: sa.Engine, db: str) -> None:
@@ -143,7 +143,9 @@ def test_same_idempotency_key_returns_first_answer_and_one_order(
 
 
 def test_simulation_allowed_only_when_configured(engine: sa.Engine, db: str) -> None:
-    api = command_api.make_handler(Runtime(config(db, allow_simulation=True), engine=engine))
+    api = command_api.make_handler(
+        Runtime(config(db), engine=engine), orders_schema=db, allow_simulation=True
+    )
     response = api(http({**BODY, "simulate": {"fail_payment": True}}), ctx("command-api"))
     assert response["statusCode"] == 202
     with engine.connect() as conn:
@@ -215,7 +217,7 @@ def step_payload(event: dict[str, Any], action: str, step: str, execution: str =
 def test_steps_handler_second_invocation_returns_stored_result(
     engine: sa.Engine, db: str, dynamodb: Any, api: Any
 ) -> None:
-    counting = Counting(order_registry())
+    counting = Counting(create_app(schema=db).registry())
     runtime = Runtime(config(db, idempotency_table="idempotency"), engine=engine, dynamodb_client=dynamodb)
     handler = steps.make_handler(runtime, registry=counting.registry)
     event = placed_event(api, engine, db)
@@ -233,8 +235,10 @@ def test_steps_handler_second_invocation_returns_stored_result(
 
 
 def test_steps_handler_failure_is_not_stored(engine: sa.Engine, db: str, dynamodb: Any) -> None:
-    api = command_api.make_handler(Runtime(config(db, allow_simulation=True), engine=engine))
-    counting = Counting(order_registry())
+    api = command_api.make_handler(
+        Runtime(config(db), engine=engine), orders_schema=db, allow_simulation=True
+    )
+    counting = Counting(create_app(schema=db).registry())
     runtime = Runtime(config(db, idempotency_table="idempotency"), engine=engine, dynamodb_client=dynamodb)
     handler = steps.make_handler(runtime, registry=counting.registry)
     event = placed_event(api, engine, db, {**BODY, "simulate": {"fail_payment": True}})

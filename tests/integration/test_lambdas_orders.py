@@ -10,15 +10,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from examples.orders import migrate_orders, order_registry, order_tables, place_order
-from examples.orders.steps import hook_event_id
-from outbox_relay import migrate, outbox_table
-from saga_outbox.lambdas.exceptions import (
+from examples.orders import create_app, migrate_orders, order_tables, place_order
+from examples.orders.exceptions import (
     InvalidOrderTransition,
     InvalidRequest,
     PaymentDeclined,
     RefundFailed,
 )
+from examples.orders.steps import hook_event_id
+from outbox_relay import migrate, outbox_table
 from saga_outbox.lambdas.tasks import run_step
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def task(
 
 def run(engine: sa.Engine, schema: str, payload: dict[str, Any]) -> dict[str, Any]:
     return run_step(
-        payload, engine=engine, registry=order_registry(), orders_schema=schema, outbox_schema=schema
+        payload, engine=engine, registry=create_app(schema=schema).registry(), outbox_schema=schema
     )
 
 

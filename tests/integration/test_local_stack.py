@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from examples.orders import create_app
 from examples.orders.commands import place_order
 from outbox_relay.cli import main
 from saga_outbox.local.runtime import LocalOptions, LocalRuntime
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def local_runtime(database_url, aws_env):
     runtime = LocalRuntime(
-        LocalOptions(database_url=database_url, outbox_schema="insp_outbox", orders_schema="insp_orders")
+        create_app(schema="insp_orders"), LocalOptions(database_url=database_url, outbox_schema="insp_outbox")
     )
     runtime.start()
     try:
@@ -82,9 +83,11 @@ def test_local_up_serves_endpoint_database_and_inspector(tmp_path, aws_env):
         [
             sys.executable,
             "-m",
-            "outbox_relay.cli",
+            "saga_outbox.cli",
             "local",
             "up",
+            "--app",
+            "examples.orders.app:app",
             "--port",
             "0",
             "--inspector-port",
@@ -115,8 +118,7 @@ def test_local_up_serves_endpoint_database_and_inspector(tmp_path, aws_env):
             [
                 sys.executable,
                 "-m",
-                "outbox_relay.cli",
-                "orders",
+                "examples.orders",
                 "place",
                 "--database-url",
                 db,

@@ -18,13 +18,14 @@ import pytest
 import sqlalchemy as sa
 from moto import mock_aws
 
-from examples.orders import migrate_orders, order_tables
+from examples.orders import create_app, migrate_orders, order_tables
+from examples.orders import handler as command_api
 from outbox_relay import migrate, outbox_table
 from saga_outbox.lambdas import runtime
 from saga_outbox.lambdas.config import RuntimeConfig
-from saga_outbox.lambdas.handlers import command_api, dispatcher, relay, steps
+from saga_outbox.lambdas.handlers import dispatcher, relay, steps
 from saga_outbox.local import LocalLambdaContext, lambda_bridge
-from saga_outbox.workflows import all_workflows, compile_definition, execution_name
+from saga_outbox.workflows import compile_definition, execution_name
 
 pytestmark = pytest.mark.integration
 
@@ -167,7 +168,10 @@ def sqs_record(message: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def stack(engine: sa.Engine, schema: str, aws_env: None) -> Iterator[Stack]:
+def stack(engine: sa.Engine, schema: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    # the example's command API reads its own settings from the environment at cold start
+    monkeypatch.setenv("ORDERS_SCHEMA", schema)
+    monkeypatch.setenv("ALLOW_SIMULATION", "true")
     migrate(engine, schema=schema)
     migrate_orders(engine, schema=schema)
     with mock_aws(config=MOTO_CONFIG):
@@ -181,6 +185,7 @@ def stack(engine: sa.Engine, schema: str, aws_env: None) -> Iterator[Stack]:
             BillingMode="PAY_PER_REQUEST",
         )
         queue_url = sqs.create_queue(QueueName="events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        app = create_app(schema=schema)
         arns = {
             w.name: sfn.create_state_machine(
                 name=w.name,
@@ -188,19 +193,18 @@ def stack(engine: sa.Engine, schema: str, aws_env: None) -> Iterator[Stack]:
                 roleArn=ROLE_ARN,
                 type=str(w.kind),
             )["stateMachineArn"]
-            for w in all_workflows()
+            for w in app.workflows
         }
         runtime.configure(
             RuntimeConfig(
                 database_url="postgresql://injected",
                 outbox_schema=schema,
-                orders_schema=schema,
                 queue_url=queue_url,
                 idempotency_table="idempotency",
                 state_machine_arns=arns,
                 relay_max_seconds=5,
-                allow_simulation=True,
             ),
+            app=app,
             engine=engine,
             sfn_client=sfn,
             sqs_client=sqs,

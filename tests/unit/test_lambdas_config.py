@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from examples.orders import order_registry
+from saga_outbox import AppError
 from saga_outbox.lambdas import runtime
 from saga_outbox.lambdas.config import RuntimeConfig
 from saga_outbox.lambdas.exceptions import ConfigurationError, LambdasError, MalformedEvent, UnknownAction
@@ -24,17 +24,16 @@ def test_from_env_reads_and_validates_everything() -> None:
         {
             "DATABASE_URL": "postgresql://u@h/db",
             "OUTBOX_SCHEMA": "ob",
-            "ORDERS_SCHEMA": "shop",
             "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo",
             "IDEMPOTENCY_TABLE": "idem",
             "STATE_MACHINE_ARNS": json.dumps({"OrderSaga": ARN}),
             "RELAY_MAX_SECONDS": "12.5",
-            "ALLOW_SIMULATION": "true",
+            "SAGA_OUTBOX_APP": "myshop.sagas:app",
         }
     )
-    assert cfg.outbox_schema == "ob" and cfg.orders_schema == "shop"
+    assert cfg.outbox_schema == "ob" and cfg.app == "myshop.sagas:app"
     assert dict(cfg.state_machine_arns) == {"OrderSaga": ARN}
-    assert cfg.relay_max_seconds == 12.5 and cfg.allow_simulation is True
+    assert cfg.relay_max_seconds == 12.5
     with pytest.raises(AttributeError):
         cfg.queue_url = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -43,12 +42,7 @@ def test_from_env_reads_and_validates_everything() -> None:
 
 def test_defaults() -> None:
     cfg = RuntimeConfig.from_env({})
-    assert (cfg.outbox_schema, cfg.orders_schema, cfg.relay_max_seconds, cfg.allow_simulation) == (
-        "saga_outbox",
-        "orders",
-        50.0,
-        False,
-    )
+    assert (cfg.outbox_schema, cfg.relay_max_seconds, cfg.app) == ("saga_outbox", 50.0, None)
 
 
 @pytest.mark.parametrize(
@@ -59,8 +53,7 @@ def test_defaults() -> None:
         ({"STATE_MACHINE_ARNS": '{"OrderSaga": "nope"}'}, "STATE_MACHINE_ARNS"),
         ({"RELAY_MAX_SECONDS": "soon"}, "RELAY_MAX_SECONDS"),
         ({"RELAY_MAX_SECONDS": "0"}, "RELAY_MAX_SECONDS"),
-        ({"ORDERS_SCHEMA": "drop table;"}, "ORDERS_SCHEMA"),
-        ({"ALLOW_SIMULATION": "maybe"}, "ALLOW_SIMULATION"),
+        ({"OUTBOX_SCHEMA": "drop table;"}, "OUTBOX_SCHEMA"),
         ({"DATABASE_PROXY_ENDPOINT": "proxy:5432"}, "DATABASE_SECRET_ARN"),
     ],
 )
@@ -87,7 +80,7 @@ def test_importing_handlers_reads_no_environment() -> None:
     """Import every handler in a fresh interpreter with a broken environment: no error until
     the first invocation, which names the bad variable."""
     code = (
-        "import examples.orders.handler, saga_outbox.lambdas.handlers.relay\n"
+        "import saga_outbox.lambdas.handlers.relay\n"
         "import saga_outbox.lambdas.handlers.steps\n"
         "from saga_outbox.lambdas.handlers import dispatcher\n"
         "try:\n"
@@ -160,17 +153,30 @@ def test_step_task_rejects_malformed_payloads(bad: dict[str, Any]) -> None:
         StepTask.from_payload(payload(**bad))
 
 
-def test_registry_covers_the_order_workflows() -> None:
-    from saga_outbox.workflows import all_workflows
+def test_registry_lookup_names_the_known_actions() -> None:
+    from saga_outbox.lambdas.tasks import ActionRegistry
 
-    registry = order_registry()
-    for workflow in all_workflows():
-        for step in (*workflow.steps, *workflow.hooks()):
-            assert (workflow.name, step.action) in registry
-            if step.compensation:
-                assert (workflow.name, step.compensation) in registry
-    with pytest.raises(UnknownAction):
-        registry.lookup("OrderSaga", "teleport")
+    registry = ActionRegistry({("RoomSaga", "book_room"): lambda ctx: {}})
+    assert ("RoomSaga", "book_room") in registry
+    with pytest.raises(UnknownAction, match=r"'teleport'.*RoomSaga.book_room"):
+        registry.lookup("RoomSaga", "teleport")
+
+
+def test_runtime_loads_the_app_named_by_the_environment() -> None:
+    rt = runtime.Runtime(RuntimeConfig())
+    with pytest.raises(ConfigurationError, match="SAGA_OUTBOX_APP"):
+        _ = rt.app
+    rt = runtime.Runtime(RuntimeConfig(app="no_such_module_xyz:app"))
+    with pytest.raises(AppError, match="no_such_module_xyz"):
+        _ = rt.app
+
+
+def test_task_token_reaches_the_context() -> None:
+    task = StepTask.from_payload(payload(task_token="token-1"))
+    assert task.task_token == "token-1"
+    assert StepTask.from_payload(payload()).task_token is None
+    with pytest.raises(MalformedEvent, match="task_token"):
+        StepTask.from_payload(payload(task_token=""))
 
 
 def test_every_error_derives_from_one_base() -> None:

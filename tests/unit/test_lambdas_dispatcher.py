@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from examples.orders.app import app as orders_app
 from outbox_relay import OutboxEnvelope
 from saga_outbox.lambdas.config import RuntimeConfig
 from saga_outbox.lambdas.dispatching import Dispatcher, build_routes, console_url
@@ -86,7 +87,7 @@ def ctx() -> Any:
 
 
 def handler_for(sfn: Any, arns: dict[str, str]) -> Any:
-    return make_handler(Runtime(RuntimeConfig(state_machine_arns=arns), sfn_client=sfn))
+    return make_handler(Runtime(RuntimeConfig(state_machine_arns=arns), app=orders_app, sfn_client=sfn))
 
 
 def executions(sfn: Any, arn: str) -> list[dict[str, Any]]:
@@ -133,7 +134,7 @@ def test_execution_already_exists_counts_as_success(sfn: Any, arns: dict[str, st
     name = execution_name("OrderSaga", env.event_id)
     # started before with a different input (e.g. re-serialized): the service raises ExecutionAlreadyExists
     sfn.start_execution(stateMachineArn=arns["OrderSaga"], name=name, input="{}")
-    dispatcher = Dispatcher(sfn_client=sfn, routes=build_routes(arns))
+    dispatcher = Dispatcher(sfn_client=sfn, routes=build_routes(orders_app, arns))
     started = dispatcher.dispatch(env)
     saga = next(s for s in started if s.workflow == "OrderSaga")
     assert saga.already_existed is True
@@ -145,7 +146,7 @@ def test_throttled_record_fails_only_its_group(sfn: Any, arns: dict[str, str]) -
     a1, b1 = envelope(order="a"), envelope(order="b")
     a2 = envelope("OrderConfirmed", order="a")
     client = ThrottlingSfn(sfn, throttled={str(a1.event_id)})
-    handler = make_handler(Runtime(RuntimeConfig(state_machine_arns=arns), sfn_client=client))
+    handler = make_handler(Runtime(RuntimeConfig(state_machine_arns=arns), app=orders_app, sfn_client=client))
     records = [record(a1), record(b1), record(a2)]
     response = handler(batch(*records), ctx())
     # a1 throttled -> reported; a2 (same group, later) is skipped to keep order; b1 proceeds
@@ -183,7 +184,7 @@ def test_missing_state_machine_is_a_batch_item_failure(sfn: Any, arns: dict[str,
 
 def test_console_link_logged(sfn: Any, arns: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.dispatcher")
-    dispatcher = Dispatcher(sfn_client=sfn, routes=build_routes(arns), logger=logger)
+    dispatcher = Dispatcher(sfn_client=sfn, routes=build_routes(orders_app, arns), logger=logger)
     with caplog.at_level(logging.INFO, logger="test.dispatcher"):
         started = dispatcher.dispatch(envelope())
     assert len(started) == 2
@@ -197,6 +198,8 @@ def test_console_link_logged(sfn: Any, arns: dict[str, str], caplog: pytest.LogC
 
 def test_routes_need_an_arn_per_workflow() -> None:
     with pytest.raises(ConfigurationError, match="OrderProjection"):
-        build_routes({"OrderSaga": "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"})
+        build_routes(
+            orders_app, {"OrderSaga": "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"}
+        )
     with pytest.raises(ConfigurationError, match="STATE_MACHINE_ARNS"):
         make_handler(Runtime(RuntimeConfig()))

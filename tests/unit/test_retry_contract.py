@@ -2,7 +2,8 @@
 
 import inspect
 
-from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
+from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA
+from saga_outbox import TRANSIENT_ERRORS
 from saga_outbox.lambdas import exceptions as lambda_errors
 
 # raised only by the dispatcher (SQS redelivers it), never by a step
@@ -26,6 +27,19 @@ def test_retried_names_are_the_transient_exceptions_of_the_steps():
 
 
 def test_business_failures_are_not_retried():
-    business = _classes(lambda_errors.BusinessRuleViolation)
+    from examples.orders import exceptions as order_errors
+
+    business = {
+        name
+        for name, obj in vars(order_errors).items()
+        if inspect.isclass(obj) and issubclass(obj, lambda_errors.BusinessRuleViolation)
+    }
     assert {"PaymentDeclined", "ShipmentFailed", "RefundFailed", "InventoryUnavailable"} <= business
     assert not business & set(TRANSIENT_ERRORS)
+
+
+def test_the_default_retry_policy_retries_only_transient_errors():
+    from saga_outbox import RetryPolicy, Step
+
+    assert RetryPolicy().errors == TRANSIENT_ERRORS
+    assert Step(name="A", action="a").retry.errors == TRANSIENT_ERRORS

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import saga_outbox.workflows
-from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA, TRANSIENT_ERRORS
+from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA
+from saga_outbox import TRANSIENT_ERRORS
 from saga_outbox.workflows import (
     CompilationError,
     RetryPolicy,
