@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Audit", "audit_run"]
+__all__ = ["Audit", "audit_run", "effects_left_behind"]
 
 
 @dataclass(kw_only=True)
@@ -55,6 +55,31 @@ _DUPLICATES = {
         " WHERE event_type IN ('OrderConfirmed', 'OrderCancelled')"
     ),
 }
+
+
+# Each query counts effects of a CANCELLED order (its saga compensated) still in place. An order
+# whose refund failed stays PENDING with a CompensationFailed execution, which names what is
+# left to repair (and alarms), so it is not counted here.
+_LEFT_BEHIND = {
+    "payments_not_refunded": "{o}.payments e WHERE e.refunded_at IS NULL",
+    "reservations_not_released": "{o}.inventory_reservations e WHERE e.released_at IS NULL",
+    "shipments_of_cancelled_orders": "{o}.shipments e WHERE true",
+}
+
+
+def effects_left_behind(engine: sa.Engine, *, orders_schema: str) -> dict[str, int]:
+    """Per kind of effect: effects of cancelled orders that their compensation did not undo."""
+    o = f'"{orders_schema}"'
+    with engine.connect() as c:
+        return {
+            name: int(
+                c.exec_driver_sql(
+                    f"SELECT count(*) FROM {rest.format(o=o)} AND EXISTS "
+                    f"(SELECT 1 FROM {o}.orders x WHERE x.id = e.order_id AND x.status = 'CANCELLED')"
+                ).scalar_one()
+            )
+            for name, rest in _LEFT_BEHIND.items()
+        }
 
 
 def audit_run(

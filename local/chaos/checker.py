@@ -3,7 +3,9 @@ Step Functions executions), never of counters the code under test keeps.
 
 Invariants (DESIGN.md §3): no loss, no duplicate side effect, order per aggregate, every saga
 finished (completed, compensated, or an explicit CompensationFailed) with its compensations in
-reverse order of its completed steps.
+reverse order of its completed steps. Everything but the business side effects is checked for
+any app; those come from the app's :class:`~saga_outbox.local.chaos.scenario.ChaosScenario`
+(a :class:`DomainAudit`), and without one the report lists them under ``checks_skipped``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from examples.orders.audit import Audit, audit_run
-from saga_outbox.workflows import Workflow
-from saga_outbox.workflows.naming import compensation_state_name
+from saga_outbox._app import SagaApp
+from saga_outbox.workflows import WorkflowKind
 
 from .history import History
+from .sagas import compensation_order_violation, saga_figures, sagas_not_started
+from .scenario import DOMAIN_CHECKS, DomainAudit
 
 __all__ = ["ChaosReport", "check_run", "compensation_order_violation", "order_violations"]
 
@@ -32,7 +35,8 @@ class ChaosReport:
     kills_after_send: int
     relay_restarts: int
     lost: int
-    duplicate_side_effects: int
+    #: None when the app supplied no scenario (the check is listed in ``checks_skipped``)
+    duplicate_side_effects: int | None
     order_violations: int
     sagas_unfinished: int
     compensation_order_violations: int
@@ -41,18 +45,29 @@ class ChaosReport:
     sagas_compensation_failed: int
     late_resends: int
     late_resends_received: int
+    #: None when not checked (no scenario, or the scenario does not check it)
+    effects_left_behind: int | None = None
     lost_detail: dict[str, int] = field(default_factory=dict)
     duplicate_side_effect_detail: dict[str, int] = field(default_factory=dict)
+    effects_left_behind_detail: dict[str, int] = field(default_factory=dict)
     absorbed: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    #: check name -> what it would have checked, for the domain checks this run could not run
+    checks_skipped: dict[str, str] = field(default_factory=dict)
+    #: the Standard workflows whose every execution was checked
+    sagas_checked: list[str] = field(default_factory=list)
+    app: str = ""
+    scenario: str | None = None
     duration_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
+        """Every invariant that was checked held (a skipped check is reported, not passed)."""
         return (
             self.lost == 0
-            and self.duplicate_side_effects == 0
+            and not self.duplicate_side_effects
+            and not self.effects_left_behind
             and self.order_violations == 0
             and self.sagas_unfinished == 0
             and self.compensation_order_violations == 0
@@ -97,77 +112,19 @@ def order_violations(
     return violations, redeliveries, examples
 
 
-def compensation_order_violation(entered: list[str], workflow: Workflow) -> str | None:
-    """Check one execution's entered states: the compensations that ran must be, in order,
-    the compensations of the completed steps in reverse (a prefix of it when the saga ended
-    in CompensationFailed), each once. Returns a description of the violation or None."""
-    wf = workflow
-    steps = [s.name for s in wf.steps]
-    compensable = {s.name: compensation_state_name(s.name) for s in wf.steps if s.compensation}
-    comp_states = set(compensable.values())
-    ran = [s for s in entered if s in comp_states]
-    if (
-        not ran
-        and "CompensationFailed" not in entered
-        and wf.on_compensated is not None
-        and wf.on_compensated.name not in entered
-    ):
-        return None  # completed (or still running): nothing to undo
-    # completed steps: action states followed by the next happy-path state
-    happy = [*steps, *([wf.on_success.name] if wf.on_success else [])]
-    completed: list[str] = []
-    for i, name in enumerate(entered):
-        if name in steps and i + 1 < len(entered):
-            nxt = entered[i + 1]
-            pos = happy.index(name)
-            if pos + 1 < len(happy) and nxt == happy[pos + 1]:
-                completed.append(name)
-    if wf.on_success and wf.on_success.name in entered and steps[-1] not in completed:
-        completed.append(steps[-1])
-    expected = [compensable[s] for s in reversed(completed) if s in compensable]
-    if len(ran) != len(set(ran)):
-        return f"a compensation ran twice: {ran}"
-    if "CompensationFailed" in entered:
-        if ran != expected[: len(ran)]:
-            return f"compensations {ran} are not a prefix of {expected}"
-        return None
-    if ran != expected:
-        return f"compensations {ran}, expected {expected}"
-    return None
-
-
-def _entered_states(sfn: Any, arn: str) -> list[str]:
-    names: list[str] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        for e in page.get("events", []):
-            if e.get("type", "").endswith("StateEntered"):
-                names.append(e["stateEnteredEventDetails"]["name"])
-        token = page.get("nextToken")
-        if not token:
-            return names
-        kwargs["nextToken"] = token
-
-
 def check_run(
     history: History,
     engine: sa.Engine,
     *,
+    app: SagaApp,
     sfn_client: Any,
     state_machine_arns: dict[str, str],
     outbox_schema: str,
-    orders_schema: str,
     plain_event_type: str,
-    saga: Workflow,
+    domain: DomainAudit | None = None,
 ) -> ChaosReport:
-    audit: Audit = audit_run(
-        engine,
-        sfn_client=sfn_client,
-        state_machine_arns=state_machine_arns,
-        outbox_schema=outbox_schema,
-        orders_schema=orders_schema,
-    )
+    """Check a settled run. ``domain`` is the scenario's audit of the app's tables (None: the
+    app supplied no scenario; the domain checks are reported as skipped)."""
     with engine.connect() as c:
         rows = c.exec_driver_sql(
             f"SELECT event_id::text, aggregate_type || ':' || aggregate_key, event_type, state, "
@@ -179,6 +136,7 @@ def check_run(
     received = {r.event_id for r in history.receipts}
     never_received = [r[0] for r in rows if r[0] not in received]
     events = sum(1 for r in rows if r[2] == plain_event_type)
+    unpublished = sum(1 for r in rows if r[3] in ("pending", "dead"))
 
     violations, redeliveries, order_examples = order_violations(
         [(r.group_id, r.event_id) for r in history.receipts], rank
@@ -192,63 +150,74 @@ def check_run(
         receipts_per_event[r.event_id] += 1
     late_received = sum(1 for e in late_ids if receipts_per_event.get(e, 0) > 1)
 
-    # saga compensation order, from the execution histories
-    comp_violations = 0
-    comp_examples: list[str] = []
-    saga_arn = state_machine_arns[saga.name]
-    for page in sfn_client.get_paginator("list_executions").paginate(stateMachineArn=saga_arn):
-        for e in page["executions"]:
-            problem = compensation_order_violation(_entered_states(sfn_client, e["executionArn"]), saga)
-            if problem:
-                comp_violations += 1
-                if len(comp_examples) < 5:
-                    comp_examples.append(f"{e['name']}: {problem}")
-
-    duplicate_order_placed = sum(
-        n - 1 for e, n in receipts_per_event.items() if n > 1 and types.get(e) == "OrderPlaced"
+    # the sagas, for every Standard workflow of the app, from the compiled definitions
+    figures = saga_figures(app, sfn_client, state_machine_arns)
+    standard_routes = {
+        t: [w.name for w in app.workflows_for(t) if w.kind is WorkflowKind.STANDARD]
+        for t in set(types.values())
+    }
+    express_routes = {
+        t: sum(1 for w in app.workflows_for(t) if w.kind is not WorkflowKind.STANDARD)
+        for t in set(types.values())
+    }
+    not_started = sagas_not_started(app, figures, ((e, types[e]) for e in received if e in types))
+    repeated_saga_events = sum(
+        n - 1 for e, n in receipts_per_event.items() if n > 1 and standard_routes.get(types.get(e, ""))
     )
-    order_events = sum(1 for r in rows if r[1].startswith("order:"))
     absorbed = {
         "sqs_dedup_window": sum(1 for s in history.sends if s.outcome == "dedup_dropped"),
         "consumer_redeliveries": redeliveries,
-        "execution_name": duplicate_order_placed,
+        # a repeated saga-starting event met the execution it had started (same name)
+        "execution_name": repeated_saga_events,
         "step_idempotency": history.faults.get("step_reinvocations", 0),
-        "express_unique_keys": max(0, audit.express_executions - order_events),
+        # Express names are not deduplicated: extra executions beyond one per routed event
+        "express_unique_keys": max(
+            0, figures.express_executions - sum(express_routes[t] for t in types.values())
+        ),
     }
     lost_detail = {
         "never_received": len(never_received),
-        **audit.lost_detail,
+        "outbox_unpublished": unpublished,  # shown, not counted: such rows are never_received too
+        "sagas_not_started": len(not_started),
+        **(dict(domain.lost) if domain else {}),
     }
-    lost = (
-        len(never_received)
-        + audit.lost_detail.get("orders_without_saga", 0)
-        + audit.lost_detail.get("events_not_projected", 0)
+    lost = len(never_received) + len(not_started) + (sum(domain.lost.values()) if domain else 0)
+    skipped = dict(DOMAIN_CHECKS) if domain is None else {}
+    if domain is not None and domain.effects_left_behind is None:
+        skipped["effects_left_behind"] = DOMAIN_CHECKS["effects_left_behind"]
+    left_behind = (
+        dict(domain.effects_left_behind) if domain and domain.effects_left_behind is not None else {}
     )
     kills = [k for k in history.kills if k.get("signal") == "SIGKILL"]
     return ChaosReport(
         events=events,
-        sagas=audit.orders,
+        sagas=sum(1 for t in types.values() if standard_routes[t]),
         outbox_rows=len(rows),
         kills=len(kills),
         kills_after_send=sum(1 for k in kills if k.get("how") == "after_send"),
         relay_restarts=len(history.relay_exits),
         lost=lost,
-        duplicate_side_effects=audit.duplicate_side_effects,
+        duplicate_side_effects=sum(domain.duplicate_side_effects.values()) if domain else None,
+        effects_left_behind=sum(left_behind.values()) if "effects_left_behind" not in skipped else None,
         order_violations=violations,
-        sagas_unfinished=audit.sagas_unfinished,
-        compensation_order_violations=comp_violations,
-        sagas_completed=audit.sagas_completed,
-        sagas_compensated=audit.sagas_compensated,
-        sagas_compensation_failed=audit.sagas_compensation_failed,
+        sagas_unfinished=max(figures.unfinished, domain.unfinished if domain else 0),
+        compensation_order_violations=figures.compensation_order_violations,
+        sagas_completed=figures.completed,
+        sagas_compensated=figures.compensated,
+        sagas_compensation_failed=figures.compensation_failed,
         late_resends=len(late),
         late_resends_received=late_received,
         lost_detail=lost_detail,
-        duplicate_side_effect_detail=audit.duplicate_side_effect_detail,
+        duplicate_side_effect_detail=dict(domain.duplicate_side_effects) if domain else {},
+        effects_left_behind_detail=left_behind,
         absorbed=absorbed,
         faults=dict(sorted(history.faults.items())),
         examples={
-            "lost": never_received[:5],
+            "lost": [*never_received[:5], *not_started[:5]],
             "order": order_examples,
-            "compensation": comp_examples,
+            "compensation": figures.examples,
         },
+        checks_skipped=skipped,
+        sagas_checked=sorted(figures.names),
+        app=app.name,
     )

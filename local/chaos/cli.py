@@ -1,4 +1,5 @@
-"""``saga-outbox chaos``: registered through the ``saga_outbox.commands`` entry point group."""
+"""``saga-outbox chaos --app M:A [--scenario M:S]``: registered through the
+``saga_outbox.commands`` entry point group."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import json
 import sys
 from typing import Any
+
+from saga_outbox._discovery import add_app_argument, app_from_args
 
 __all__ = ["format_table", "register"]
 
@@ -16,10 +19,19 @@ def register(subparsers: Any) -> None:
         help="run relays, dispatcher and sagas under injected faults and check the invariants",
         description="Kill relay processes, drop database connections, fail SQS entries and Lambda "
         "steps, redeliver and re-send; then check: nothing lost, no duplicate side effect, order "
-        "per aggregate, every saga finished. Exits 1 when an invariant is broken.",
+        "per aggregate, every saga finished. Exits 1 when an invariant is broken. The checks "
+        "that need the app's tables (duplicate side effects, effects left behind) run when "
+        "--scenario supplies them, and are listed as skipped otherwise.",
+    )
+    add_app_argument(p)
+    p.add_argument(
+        "--scenario",
+        metavar="MODULE:ATTR",
+        help="the app's ChaosScenario factory (app, *, run_id), e.g. examples.orders.chaos:scenario: "
+        "how to start one saga and how to audit the app's own tables",
     )
     p.add_argument("--events", type=int, default=100_000, help="plain events through the outbox")
-    p.add_argument("--sagas", type=int, default=1_000, help="orders through OrderSaga")
+    p.add_argument("--sagas", type=int, default=1_000, help="saga-starting events")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--relays", type=int, default=3, help="relay processes")
     p.add_argument("--kills", type=int, default=20, help="relay SIGKILLs at least (half after a send)")
@@ -33,9 +45,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dispatcher-crash-rate", type=float, default=0.02, help="poller dies mid-batch")
     p.add_argument("--late-resend-rate", type=float, default=0.002, help="events re-sent after 5 min")
     p.add_argument("--db-kill-interval", type=float, default=3.0, help="seconds between connection drops")
-    p.add_argument("--fail-payment", type=float, default=0.1, help="orders whose payment is declined")
-    p.add_argument("--fail-shipping", type=float, default=0.05, help="orders whose shipment fails")
-    p.add_argument("--fail-refund", type=float, default=0.3, help="of those, refund fails too")
     p.add_argument("--timeout", type=float, default=3_600.0, help="give up producing after this")
     p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     p.add_argument("--log-dir", help="keep the relay processes' logs here")
@@ -63,9 +72,6 @@ def _chaos(args: argparse.Namespace) -> int:
             dispatcher_crash_rate=args.dispatcher_crash_rate,
             late_resend_rate=args.late_resend_rate,
             db_kill_interval_seconds=args.db_kill_interval,
-            fail_payment=args.fail_payment,
-            fail_shipping=args.fail_shipping,
-            fail_refund=args.fail_refund,
             timeout_seconds=args.timeout,
             database_url=args.database_url,
             log_dir=args.log_dir,
@@ -73,7 +79,8 @@ def _chaos(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"saga-outbox chaos: error: {exc}", file=sys.stderr)
         return 2
-    report = run_chaos(opts, progress=sys.stderr)
+    app = app_from_args(args)  # an AppError exits 2 with its message (saga_outbox.cli)
+    report = run_chaos(opts, app=app, scenario=args.scenario, progress=sys.stderr)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -81,16 +88,22 @@ def _chaos(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _checked(value: Any) -> Any:
+    return "skipped (no scenario)" if value is None else value
+
+
 def format_table(report: Any) -> str:
     r = report
     rows = [
+        ("app (scenario)", f"{r.app} ({r.scenario or 'none: generic checks only'})"),
         ("plain events", r.events),
-        ("sagas (orders)", r.sagas),
+        (f"sagas ({', '.join(r.sagas_checked) or 'none'})", r.sagas),
         ("outbox rows", r.outbox_rows),
         ("relay SIGKILLs (after send)", f"{r.kills} ({r.kills_after_send})"),
         ("relay restarts", r.relay_restarts),
         ("LOST", r.lost),
-        ("DUPLICATE SIDE EFFECTS", r.duplicate_side_effects),
+        ("DUPLICATE SIDE EFFECTS", _checked(r.duplicate_side_effects)),
+        ("EFFECTS LEFT BEHIND", _checked(r.effects_left_behind)),
         ("ORDER VIOLATIONS", r.order_violations),
         ("SAGAS UNFINISHED", r.sagas_unfinished),
         ("COMPENSATION ORDER VIOLATIONS", r.compensation_order_violations),
@@ -109,6 +122,12 @@ def format_table(report: Any) -> str:
         "OK: nothing lost, no duplicate side effect, order kept, every saga finished"
         if r.ok
         else f"INVARIANT BROKEN: lost={r.lost_detail} duplicates={r.duplicate_side_effect_detail} "
-        f"examples={r.examples}"
+        f"left behind={r.effects_left_behind_detail} examples={r.examples}"
     )
-    return "\n".join([*lines, "", verdict])
+    if r.ok and r.scenario is None:
+        verdict = (
+            "OK (generic checks): nothing lost, order kept, every saga finished with its "
+            "compensations in reverse order"
+        )
+    skipped = [f"  skipped: {k}: {why}" for k, why in r.checks_skipped.items()]
+    return "\n".join([*lines, "", verdict, *skipped])

@@ -2,39 +2,45 @@
 (in-process for Step Functions, Lambda, DynamoDB, and as a ThreadedMotoServer endpoint that the
 relay subprocesses use; both share moto's module-global backends), the dispatcher's event
 sources and the Lambda steps; N relay subprocesses it kills and restarts.
+
+It runs any :class:`~saga_outbox.SagaApp`. Plain probe events (an event type no app routes)
+test the outbox path; sagas are started by the app's :class:`.scenario.ChaosScenario` when it
+supplies one, else by :class:`.scenario.GenericSagas` (see :mod:`.scenario`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import sqlalchemy as sa
 
-from examples.orders.demo import simulated_failures
+from saga_outbox._app import SagaApp
+from saga_outbox._discovery import load_app
+from saga_outbox._errors import AppError
 
 from .checker import ChaosReport, check_run
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
+from .relays import Periodic, Relays
+from .scenario import ChaosScenario, GenericSagas, ScenarioFactory, check_scenario, load_scenario
 
-__all__ = ["PLAIN_EVENT_TYPE", "ChaosOptions", "run_chaos"]
+__all__ = ["PLAIN_AGGREGATE", "PLAIN_EVENT_TYPE", "ChaosOptions", "run_chaos"]
 
 log = logging.getLogger("saga_outbox.local.chaos")
 
-PLAIN_EVENT_TYPE = "AccountCredited"
-PLAIN_AGGREGATE = "account"
+#: Probe events: routed to no workflow (refused if the app routes it), so the dispatcher only
+#: acknowledges them; each carries a per-aggregate ``seq`` for the order check.
+PLAIN_EVENT_TYPE = "SagaOutboxChaosProbe"
+PLAIN_AGGREGATE = "saga_outbox_chaos"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,15 +60,12 @@ class ChaosOptions:
     dispatcher_crash_rate: float = 0.02
     late_resend_rate: float = 0.002
     db_kill_interval_seconds: float = 3.0
-    #: business failures of the sagas (simulate flags): payment declined, shipment failed, and
-    #: of the shipment failures the share whose refund fails too (CompensationFailed)
-    fail_payment: float = 0.1
-    fail_shipping: float = 0.05
-    fail_refund: float = 0.3
     aggregates: int | None = None  #: default: events // 100 (at least 1)
     lease_seconds: float = 3.0
     event_sources: int = 2
     max_backlog: int = 300  #: plain events enqueued but not yet consumed
+    #: sagas started but not finished, at most: moto runs every execution on its own thread in
+    #: this process, and hundreds at once starve each other past their task timeouts
     max_sagas_in_flight: int = 40
     database_url: str | None = None
     relay_mode: str = "correct"  #: or a broken relay (checker tests): mark_before_send, drop_failed
@@ -88,9 +91,6 @@ class ChaosOptions:
             "duplicate_delivery_rate",
             "dispatcher_crash_rate",
             "late_resend_rate",
-            "fail_payment",
-            "fail_shipping",
-            "fail_refund",
             "crash_after_mark_rate",
         ):
             value = getattr(self, name)
@@ -100,164 +100,58 @@ class ChaosOptions:
             raise ValueError("step failure + lost-response + timeout rates must add up to at most 1")
 
 
-@dataclass
-class _Worker:
-    index: int
-    generation: int
-    proc: subprocess.Popen[bytes]
-    log: Any
-    how: str | None = None  # the kill we aimed at it
-    started: float = field(default_factory=time.monotonic)
+def _scenario_for(
+    app: SagaApp, scenario: str | ScenarioFactory | None, run_id: str
+) -> tuple[ChaosScenario | None, str | None]:
+    """This run's scenario (None: the app supplied none) and how to name it in the report."""
+    if scenario is None:
+        return None, None
+    if isinstance(scenario, str):
+        return load_scenario(scenario, app, run_id=run_id), scenario.strip()
+    name = f"{getattr(scenario, '__module__', '?')}:{getattr(scenario, '__qualname__', repr(scenario))}"
+    return check_scenario(scenario(app, run_id=run_id), name), name
 
 
-@dataclass
-class _Relays:
-    """Starts, kills and restarts the relay subprocesses; records every exit."""
-
-    opts: ChaosOptions
-    history: History
-    database_url: str
-    queue_url: str
-    endpoint_url: str
-    schema: str
-    log_dir: Path
-    rng: random.Random
-    workers: list[_Worker] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._supervise, name="chaos-relays", daemon=True)
-        self._generation = 0
-
-    def _spawn(self, index: int) -> _Worker:
-        self._generation += 1
-        name = f"chaos-relay-{index}-{self._generation}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "saga_outbox.local.chaos.relay_worker",
-            "--database-url",
-            self.database_url,
-            "--queue-url",
-            self.queue_url,
-            "--endpoint-url",
-            self.endpoint_url,
-            "--schema",
-            self.schema,
-            "--name",
-            name,
-            "--seed",
-            str(self.opts.seed * 1000 + self._generation),
-            "--entry-failure-rate",
-            str(self.opts.entry_failure_rate),
-            "--throttle-rate",
-            str(self.opts.throttle_rate),
-            "--lease-seconds",
-            str(self.opts.lease_seconds),
-            "--mode",
-            self.opts.relay_mode,
-            "--crash-after-mark-rate",
-            str(self.opts.crash_after_mark_rate),
-        ]
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        logf = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed on exit)
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
-        return _Worker(index, self._generation, proc, logf)
-
-    def start(self) -> None:
-        with self._lock:
-            self.workers = [self._spawn(i) for i in range(self.opts.relays)]
-        self._thread.start()
-
-    def _supervise(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                for i, w in enumerate(self.workers):
-                    code = w.proc.poll()
-                    if code is None:
-                        continue
-                    w.log.close()
-                    if code == -signal.SIGKILL:
-                        self.history.record_kill(
-                            signal="SIGKILL", how=w.how or "self", relay=w.index, generation=w.generation
-                        )
-                    self.history.relay_exits.append({"relay": w.index, "code": code})
-                    self.workers[i] = self._spawn(w.index)
-            self._stop.wait(0.1)
-
-    def kill_one(self, how: str) -> bool:
-        """``external``: SIGKILL now (claim, send or mark, wherever it is); ``after_send``: arm the
-        worker to SIGKILL itself after its next successful SendMessageBatch, before the mark."""
-        with self._lock:
-            now = time.monotonic()  # a worker still importing has no SIGUSR1 handler yet
-            alive = [
-                w for w in self.workers if w.proc.poll() is None and w.how is None and now - w.started > 3
-            ]
-            if not alive:
-                return False
-            w = self.rng.choice(alive)
-            w.how = how
-            with contextlib.suppress(ProcessLookupError):
-                w.proc.send_signal(signal.SIGKILL if how == "external" else signal.SIGUSR1)
-            return True
-
-    def stop(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-        with self._lock:
-            for w in self.workers:
-                if w.proc.poll() is None:
-                    w.proc.terminate()
-            for w in self.workers:
-                try:
-                    w.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    w.proc.kill()
-                    w.proc.wait(5)
-                if w.proc.returncode == -signal.SIGKILL and w.how:
-                    self.history.record_kill(
-                        signal="SIGKILL", how=w.how, relay=w.index, generation=w.generation
-                    )
-                w.log.close()
+def _running(runtime: Any, workflows: Any) -> int:
+    """Executions still RUNNING (filtered in Step Functions: the finished ones are not listed)."""
+    sfn, n = runtime.clients["stepfunctions"], 0
+    for name in workflows:
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=runtime.state_machine_arns[name], statusFilter="RUNNING"
+        ):
+            n += len(page["executions"])
+    return n
 
 
-class _Periodic(threading.Thread):
-    def __init__(self, interval: float, fn: Any, name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self._interval, self._fn, self._halt = interval, fn, threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.wait(self._interval):
-            try:
-                self._fn()
-            except Exception as exc:  # chaos must not stop the run
-                log.warning("%s failed: %s", self.name, exc)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
-
-
-def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> ChaosReport:
-    """Run the whole scenario and return the checker's report."""
+def run_chaos(
+    opts: ChaosOptions,
+    *,
+    app: SagaApp | str,
+    scenario: str | ScenarioFactory | None = None,
+    progress: TextIO | None = sys.stderr,
+) -> ChaosReport:
+    """Run ``app`` under every fault and return the checker's report. ``scenario`` (``"M:S"``
+    or the factory itself) supplies the domain; without it the domain checks are skipped."""
     from moto.server import ThreadedMotoServer
 
-    from examples.orders.commands import place_order
     from outbox_relay import deduplication_id, enqueue, outbox_status
 
     from ..lambda_bridge import bridge_lambda
     from ..runtime import LocalOptions, LocalRuntime
 
     started = time.monotonic()
+    # fresh names per run: a shared database (tests, --database-url) never mixes two runs
+    run_id = uuid.uuid4().hex[:8]
+    given = load_app(app)
+    chosen, scenario_name = _scenario_for(given, scenario, run_id)
+    app = chosen.app if chosen is not None else given
+    if app.workflows_for(PLAIN_EVENT_TYPE):
+        raise AppError(f"app {app.name!r} routes {PLAIN_EVENT_TYPE!r}, the chaos probe event type")
+    starter: Any = chosen if chosen is not None else GenericSagas(app)
+    if opts.sagas and chosen is None and not starter.routes:
+        raise AppError(f"app {app.name!r} routes no event type to a Standard workflow: pass --sagas 0")
+    saga_workflows = {chosen.saga} if chosen is not None else set(starter.sagas)
+    saga_types = {r.event_type for r in app.routes if r.workflow in saga_workflows}
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto logs every failed execution (CompensationFailed is an expected outcome here)
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -265,26 +159,21 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
     rng = random.Random(opts.seed)
     log_dir = Path(opts.log_dir or tempfile.mkdtemp(prefix="saga-outbox-chaos-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    # fresh schemas per run: a shared database (tests, --database-url) never mixes two runs
-    suffix = uuid.uuid4().hex[:8]
-    orders_schema = f"chaos_orders_{suffix}"
-    from examples.orders.app import create_app
-
     local = LocalOptions(
         database_url=opts.database_url,
-        outbox_schema=f"chaos_outbox_{suffix}",
+        outbox_schema=f"chaos_outbox_{run_id}",
         visibility_timeout_seconds=2,
         max_receive_count=1_000,
         duplicate_rate=opts.duplicate_delivery_rate,
         seed=opts.seed,
         event_source_threads=0,
     )
-    runtime = LocalRuntime(create_app(schema=orders_schema), local).start(run_workers=False)
+    runtime = LocalRuntime(app, local).start(run_workers=False)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     dedup = SqsDedupModel(history, queue_name=local.queue_name)
-    relays: _Relays | None = None
+    relays: Relays | None = None
     sources: list[ChaosEventSource] = []
-    chaos_threads: list[_Periodic] = []
+    chaos_threads: list[Periodic] = []
     say = (lambda msg: print(msg, file=progress, flush=True)) if progress else (lambda msg: None)
     try:
         assert runtime.engine is not None and runtime.database_url is not None
@@ -321,7 +210,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
             )
             source.start()
             sources.append(source)
-        relays = _Relays(
+        relays = Relays(
             opts=opts,
             history=history,
             database_url=runtime.database_url,
@@ -369,22 +258,21 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
             late_budget -= len(ids)
 
         if opts.db_kill_interval_seconds > 0:
-            chaos_threads.append(_Periodic(opts.db_kill_interval_seconds, drop_connections, "chaos-pg-kill"))
+            chaos_threads.append(Periodic(opts.db_kill_interval_seconds, drop_connections, "chaos-pg-kill"))
         if late_budget:
-            chaos_threads.append(_Periodic(1.0, late_resends, "chaos-late-resend"))
+            chaos_threads.append(Periodic(1.0, late_resends, "chaos-late-resend"))
         for t in chaos_threads:
             t.start()
 
-        # -- produce: plain events in batches, orders interleaved; kills spread over progress --
+        # -- produce: plain events in batches, sagas interleaved; kills spread over progress --
         n_aggr = opts.aggregates or max(1, opts.events // 100)
         seqs = [0] * n_aggr
         total_units = opts.events + opts.sagas
         kill_points = [round(total_units * (i + 1) / (opts.kills + 1)) for i in range(opts.kills)]
         kill_modes = ["after_send" if i % 2 == 0 else "external" for i in range(opts.kills)]
         rng.shuffle(kill_modes)
-        order_rng = random.Random(opts.seed + 3)
-        refund_fail_orders = 0
-        done_units, events_done, orders_done, next_kill = 0, 0, 0, 0
+        saga_rng = random.Random(opts.seed + 3)
+        done_units, events_done, sagas_done, next_kill = 0, 0, 0, 0
         deadline = started + opts.timeout_seconds
         last_report = 0.0
         while done_units < total_units and time.monotonic() < deadline:
@@ -394,36 +282,18 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
                 and relays.kill_one(kill_modes[next_kill])
             ):
                 next_kill += 1
-            # orders proportionally to events
-            want_orders = opts.sagas * (events_done + 1) // max(1, opts.events) if opts.events else opts.sagas
-            if orders_done < min(opts.sagas, want_orders):
-                with engine.connect() as c:
-                    in_flight = int(
-                        c.exec_driver_sql(
-                            f"SELECT count(*) FROM \"{orders_schema}\".orders WHERE status = 'PENDING'"
-                        ).scalar_one()
-                    )
-                if in_flight - refund_fail_orders < opts.max_sagas_in_flight:
-                    simulate = simulated_failures(
-                        order_rng,
-                        fail_payment=opts.fail_payment,
-                        fail_shipping=opts.fail_shipping,
-                        fail_refund=opts.fail_refund,
-                    )
-                    refund_fail_orders += int(simulate.get("fail_refund", False))
+            # sagas proportionally to events
+            want_sagas = opts.sagas * (events_done + 1) // max(1, opts.events) if opts.events else opts.sagas
+            if sagas_done < min(opts.sagas, want_sagas):
+                # in flight: started, not yet received by the dispatcher, or still running
+                received = sum(history.received_by_type.get(t, 0) for t in saga_types)
+                in_flight = sagas_done - received + _running(runtime, saga_workflows)
+                if in_flight < opts.max_sagas_in_flight:
                     with engine.begin() as c:
-                        place_order(
-                            c,
-                            customer_id=f"customer-{orders_done % 37}",
-                            items=[{"sku": f"sku-{order_rng.randrange(20)}", "qty": order_rng.randint(1, 3)}],
-                            amount_cents=order_rng.randint(500, 50_000),
-                            simulate=simulate or None,
-                            outbox_schema=schema,
-                            orders_schema=orders_schema,
-                        )
-                    orders_done += 1
+                        starter.start(c, rng=saga_rng, outbox_schema=schema)
+                    sagas_done += 1
                     done_units += 1
-                    history.orders_placed = orders_done
+                    history.sagas_started = sagas_done
                     continue
                 if events_done >= opts.events:
                     time.sleep(0.05)
@@ -453,7 +323,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
                 last_report = now
                 say(
                     f"  [{now - started:6.0f}s] events {events_done}/{opts.events} "
-                    f"(consumed {history.plain_received}), orders {orders_done}/{opts.sagas}, "
+                    f"(consumed {history.plain_received}), sagas {sagas_done}/{opts.sagas}, "
                     f"kills {len(history.kills)}"
                 )
         kill_deadline = time.monotonic() + 60
@@ -464,17 +334,14 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
             else:
                 time.sleep(0.2)
 
-        # -- settle: nothing pending, queue empty, no execution running (twice in a row) --
+        # -- settle: nothing pending, queue empty, no execution running (three times in a row) --
         say(f"  [{time.monotonic() - started:6.0f}s] produced; waiting for the system to settle")
         settle_deadline = min(deadline, time.monotonic()) + opts.settle_timeout_seconds
+        every_workflow = [wf.name for wf in runtime.app.workflows]
         stable = 0
         while time.monotonic() < settle_deadline:
             status = outbox_status(engine, schema=schema)
-            running = any(
-                e["status"] == "RUNNING"
-                for wf in ("OrderSaga", "OrderProjection")
-                for e in runtime.executions(wf)
-            )
+            running = _running(runtime, every_workflow)
             quiet = status.pending == 0 and runtime.queue_depth() == 0 and not running
             if late_budget > 0:
                 quiet = False  # late re-sends still to come
@@ -485,7 +352,7 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
                 last_report = time.monotonic()
                 say(
                     f"  [{time.monotonic() - started:6.0f}s] settling: pending {status.pending}, "
-                    f"queue {runtime.queue_depth()}, running sagas/projections {running}"
+                    f"queue {runtime.queue_depth()}, running executions {running}"
                 )
             time.sleep(1.0)
         for t in chaos_threads:
@@ -496,16 +363,27 @@ def run_chaos(opts: ChaosOptions, *, progress: TextIO | None = sys.stderr) -> Ch
             s.stop()
         sources.clear()
         say(f"  [{time.monotonic() - started:6.0f}s] checking")
+        domain = (
+            chosen.audit(
+                engine,
+                sfn_client=runtime.clients["stepfunctions"],
+                state_machine_arns=dict(runtime.state_machine_arns),
+                outbox_schema=schema,
+            )
+            if chosen is not None
+            else None
+        )
         report = check_run(
             history,
             engine,
+            app=runtime.app,
             sfn_client=runtime.clients["stepfunctions"],
             state_machine_arns=runtime.state_machine_arns,
             outbox_schema=schema,
-            orders_schema=orders_schema,
             plain_event_type=PLAIN_EVENT_TYPE,
-            saga=runtime.app.get_workflow("OrderSaga"),
+            domain=domain,
         )
+        report.scenario = scenario_name
         report.duration_seconds = round(time.monotonic() - started, 1)
         report.faults["late_resends_requested"] = len(history.late_resend_requests)
         return report

@@ -64,12 +64,14 @@ class History:
     faults: dict[str, int] = field(default_factory=dict)
     late_resend_requests: set[str] = field(default_factory=set)
     events_enqueued: int = 0
-    orders_placed: int = 0
+    sagas_started: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._received: set[str] = set()
         self.plain_received = 0
+        #: first receipts per event type (the producer's pacing of sagas)
+        self.received_by_type: dict[str, int] = {}
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -85,6 +87,7 @@ class History:
                 self.receipts.append(r)
                 if r.event_id not in self._received:
                     self._received.add(r.event_id)
+                    self.received_by_type[r.event_type] = self.received_by_type.get(r.event_type, 0) + 1
                     if r.event_type == plain_type:
                         self.plain_received += 1
 

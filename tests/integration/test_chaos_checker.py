@@ -1,16 +1,23 @@
 """The chaos checker must be able to fail: broken relays lose events, a second payment is a
-duplicate side effect, a reordered group and a compensation out of order are reported."""
+duplicate side effect, a cancelled order that kept its payment is an effect left behind, a
+reordered group and a compensation out of order are reported."""
 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 
 import pytest
 
+from examples.orders.chaos import OrdersScenario
+from examples.orders.workflows import ORDER_SAGA
+from saga_outbox import Step, Workflow
 from saga_outbox.local.chaos import ChaosOptions, History, check_run
 from saga_outbox.local.chaos.checker import compensation_order_violation, order_violations
 from saga_outbox.local.chaos.harness import PLAIN_EVENT_TYPE, run_chaos
+
+ORDERS_APP = "examples.orders.app:app"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -39,6 +46,7 @@ def test_relay_that_marks_before_it_sends_loses_events(database_url: str, aws_en
             crash_after_mark_rate=0.05,
             **_QUIET,  # type: ignore[arg-type]
         ),
+        app=ORDERS_APP,  # no scenario: loss is a generic check
         progress=None,
     )
     assert report.lost > 0
@@ -60,6 +68,7 @@ def test_relay_that_drops_failed_entries_loses_events(database_url: str, aws_env
             entry_failure_rate=0.1,
             **_QUIET,  # type: ignore[arg-type]
         ),
+        app=ORDERS_APP,  # no scenario: loss is a generic check
         progress=None,
     )
     assert report.lost > 0
@@ -69,32 +78,23 @@ def test_relay_that_drops_failed_entries_loses_events(database_url: str, aws_env
     assert not report.ok
 
 
-def test_duplicate_payment_is_reported(database_url: str, aws_env: None) -> None:
-    """A clean run, then a second payment row for one order under another key."""
+def test_duplicate_payment_and_effects_left_behind_are_reported(database_url: str, aws_env: None) -> None:
+    """A clean run of the orders scenario, then a second payment row for one order under
+    another key, and another order marked cancelled while its effects stay in place."""
     from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
-    # reuse the harness's checker over a tiny real run on a fresh schema pair
+    scenario = OrdersScenario(
+        orders_schema=f"o_{uuid.uuid4().hex[:8]}", fail_payment=0.0, fail_shipping=0.0, fail_refund=0.0
+    )
     with LocalRuntime(
-        LocalOptions(
-            database_url=database_url,
-            outbox_schema=f"c_{uuid.uuid4().hex[:8]}",
-            orders_schema=f"o_{uuid.uuid4().hex[:8]}",
-        )
+        scenario.app, LocalOptions(database_url=database_url, outbox_schema=f"c_{uuid.uuid4().hex[:8]}")
     ) as rt:
-        from examples.orders.demo import DemoOptions, place_orders
-
         assert rt.engine is not None
-        opts = DemoOptions(orders=3, fail_payment=0.0, fail_shipping=0.0, duplicate_rate=0.0)
-        place_orders(
-            rt,
-            opts,
-            random.Random(0),
-            {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0},
-            first=0,
-            count=3,
-        )
-        import time
-
+        outbox = rt.options.outbox_schema
+        rng = random.Random(0)
+        for _ in range(3):
+            with rt.engine.begin() as c:
+                scenario.start(c, rng=rng, outbox_schema=outbox)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             sagas = rt.executions("OrderSaga")
@@ -102,27 +102,44 @@ def test_duplicate_payment_is_reported(database_url: str, aws_env: None) -> None
                 break
             time.sleep(0.5)
         rt.stop_workers()
-        history = History()  # receipts are not recorded here: look only at side effects
-        o = rt.options.orders_schema
+        o = scenario.orders_schema
         with rt.engine.begin() as c:
             c.exec_driver_sql(
                 f'INSERT INTO "{o}".payments (idempotency_key, execution_name, order_id, amount_cents) '
                 "SELECT idempotency_key || '-again', execution_name, order_id, amount_cents "
-                f'FROM "{o}".payments '
-                "LIMIT 1"
+                f'FROM "{o}".payments ORDER BY order_id LIMIT 1'
             )
+            c.exec_driver_sql(
+                f"UPDATE \"{o}\".orders SET status = 'CANCELLED' "
+                f'WHERE id = (SELECT max(order_id::text)::uuid FROM "{o}".payments)'
+            )
+        kwargs = {
+            "sfn_client": rt.clients["stepfunctions"],
+            "state_machine_arns": rt.state_machine_arns,
+            "outbox_schema": outbox,
+        }
+        domain = scenario.audit(rt.engine, **kwargs)  # type: ignore[arg-type]
+        # receipts are not recorded here: look only at side effects
         report = check_run(
-            history,
-            rt.engine,
-            sfn_client=rt.clients["stepfunctions"],
-            state_machine_arns=rt.state_machine_arns,
-            outbox_schema=rt.options.outbox_schema,
-            orders_schema=o,
-            plain_event_type=PLAIN_EVENT_TYPE,
+            History(), rt.engine, app=scenario.app, plain_event_type=PLAIN_EVENT_TYPE, domain=domain, **kwargs
+        )
+        generic = check_run(
+            History(), rt.engine, app=scenario.app, plain_event_type=PLAIN_EVENT_TYPE, **kwargs
         )
     assert report.duplicate_side_effects == 1
     assert report.duplicate_side_effect_detail["payments"] == 1
+    assert report.effects_left_behind == 3, report.effects_left_behind_detail
+    assert report.effects_left_behind_detail == {
+        "payments_not_refunded": 1,
+        "reservations_not_released": 1,
+        "shipments_of_cancelled_orders": 1,
+    }
+    assert report.checks_skipped == {}
+    assert report.sagas_completed == 3 and report.compensation_order_violations == 0
     assert not report.ok
+    # without the scenario's audit the same tables pass these checks unseen: reported as skipped
+    assert generic.duplicate_side_effects is None and generic.effects_left_behind is None
+    assert {"duplicate_side_effects", "effects_left_behind"} <= set(generic.checks_skipped)
 
 
 def test_order_violation_and_redelivery() -> None:
@@ -138,7 +155,7 @@ def test_order_violation_and_redelivery() -> None:
 
 def test_compensation_order() -> None:
     happy = ["Start", "ReserveInventory", "ChargePayment", "CreateShipment", "ConfirmOrder", "MarkCompleted"]
-    assert compensation_order_violation(happy) is None
+    assert compensation_order_violation(happy, ORDER_SAGA) is None
     good = [
         "Start",
         "ReserveInventory",
@@ -149,10 +166,32 @@ def test_compensation_order() -> None:
         "CancelOrder",
         "MarkCompensated",
     ]
-    assert compensation_order_violation(good) is None
+    assert compensation_order_violation(good, ORDER_SAGA) is None
     swapped = [*good[:4], "CompensateReserveInventory", "CompensateChargePayment", *good[6:]]
-    assert compensation_order_violation(swapped) is not None
+    assert compensation_order_violation(swapped, ORDER_SAGA) is not None
     missing = [*good[:4], "CompensateChargePayment", "CancelOrder", "MarkCompensated"]
-    assert compensation_order_violation(missing) is not None
+    assert compensation_order_violation(missing, ORDER_SAGA) is not None
+    twice = [*good[:5], "CompensateChargePayment", *good[5:]]
+    assert "twice" in (compensation_order_violation(twice, ORDER_SAGA) or "")
     refund_failed = [*good[:5], "CompensationFailed"]
-    assert compensation_order_violation(refund_failed) is None
+    assert compensation_order_violation(refund_failed, ORDER_SAGA) is None
+    wrong_prefix = [*good[:4], "CompensateReserveInventory", "CompensationFailed"]
+    assert compensation_order_violation(wrong_prefix, ORDER_SAGA) is not None
+
+
+def test_compensation_order_of_a_saga_without_hooks() -> None:
+    """The rule comes from the workflow, not from order names: a two-step saga with neither
+    on_success nor on_compensated."""
+    wf = Workflow(
+        name="RoomSaga",
+        steps=[
+            Step(name="BookRoom", action="book_room", compensation="cancel_room"),
+            Step(name="ChargeCard", action="charge_card"),
+        ],
+    )
+    assert compensation_order_violation(["BookRoom", "ChargeCard", "MarkCompleted"], wf) is None
+    undone = ["BookRoom", "ChargeCard", "CompensateBookRoom", "MarkCompensated"]
+    assert compensation_order_violation(undone, wf) is None
+    assert compensation_order_violation(["BookRoom", "ChargeCard", "MarkCompensated"], wf) is not None
+    assert compensation_order_violation(["BookRoom", "MarkCompensated"], wf) is None  # nothing done
+    assert compensation_order_violation(["BookRoom", "CompensateBookRoom", "MarkCompensated"], wf) is not None

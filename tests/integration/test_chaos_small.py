@@ -1,4 +1,5 @@
-"""A small ``saga-outbox chaos`` run: every fault, every invariant, in a few minutes."""
+"""A small ``saga-outbox chaos`` run of the orders example with its scenario: every fault,
+every invariant (the domain ones included), in well under a minute."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import json
 import pytest
 
 from saga_outbox.local.chaos import ChaosOptions, run_chaos
-from saga_outbox.local.chaos.cli import register
+from saga_outbox.local.chaos.cli import format_table, register
+
+ORDERS_APP = "examples.orders.app:app"
+ORDERS_SCENARIO = "examples.orders.chaos:scenario"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -16,6 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420
 def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None) -> None:
     report = run_chaos(
         ChaosOptions(events=3_000, sagas=30, kills=6, seed=11, database_url=database_url),
+        app=ORDERS_APP,
+        scenario=ORDERS_SCENARIO,
         progress=None,
     )
     assert report.events == 3_000
@@ -25,8 +31,14 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
     assert report.lost == 0, report.examples
     assert report.duplicate_side_effects == 0, report.duplicate_side_effect_detail
     assert report.order_violations == 0, report.examples
+    assert report.effects_left_behind == 0, report.effects_left_behind_detail
     assert report.sagas_unfinished == 0
     assert report.compensation_order_violations == 0, report.examples
+    assert report.sagas_checked == ["OrderSaga"]
+    assert report.sagas_completed + report.sagas_compensated + report.sagas_compensation_failed == 30
+    assert report.sagas_compensated >= 1  # the scenario's declined payments were compensated
+    assert report.checks_skipped == {}  # the scenario supplies every domain check
+    assert report.lost_detail["orders_without_saga"] == 0  # the scenario's own lost keys
     assert report.ok
     # the faults really happened, and the layers really absorbed them
     assert report.faults.get("pg_connections_terminated", 0) > 0
@@ -36,12 +48,15 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
     assert report.absorbed["sqs_dedup_window"] > 0
     assert report.absorbed["consumer_redeliveries"] > 0
     assert report.absorbed["step_idempotency"] > 0
+    table = format_table(report)
+    assert "orders (examples.orders.chaos:scenario)" in table and "skipped" not in table
 
 
 def test_cli_registers_chaos_with_defaults() -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["chaos", "--json"])
+    args = parser.parse_args(["chaos", "--json", "--app", ORDERS_APP, "--scenario", ORDERS_SCENARIO])
+    assert (args.app, args.scenario) == (ORDERS_APP, ORDERS_SCENARIO)
     assert (args.events, args.sagas, args.relays, args.kills) == (100_000, 1_000, 3, 20)
     assert args.entry_failure_rate == 0.05 and args.throttle_rate == 0.05
     assert callable(args.func)
@@ -50,7 +65,18 @@ def test_cli_registers_chaos_with_defaults() -> None:
 def test_cli_rejects_bad_rates(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["chaos", "--throttle-rate", "1.5"])
+    args = parser.parse_args(["chaos", "--app", ORDERS_APP, "--throttle-rate", "1.5"])
     assert args.func(args) == 2
     assert "--throttle-rate" in capsys.readouterr().err
+
+
+def test_scenario_must_fit_its_app() -> None:
+    """The orders scenario refuses another app, before anything starts."""
+    from saga_outbox import AppError, SagaApp
+    from saga_outbox.local.chaos.scenario import load_scenario
+
+    with pytest.raises(AppError, match="orders app"):
+        load_scenario(ORDERS_SCENARIO, SagaApp("rooms"), run_id="x")
+    with pytest.raises(AppError, match="module:attr"):
+        load_scenario("examples.orders.chaos", SagaApp("rooms"), run_id="x")
     json.dumps({})  # keep the import honest for --json users
