@@ -1,5 +1,6 @@
 """Inspect Step Functions executions (moto or real AWS, same boto3 code): per-state outcomes
-including saga compensations, the path taken, the events table, console links, a CLI and a page."""
+including saga compensations, the saga's outcome, the path taken, the events table, console
+links, a CLI and a page. It reads the compiler's own state names and Payload, never guesses."""
 
 from .errors import (
     ExecutionNotFound,
@@ -8,21 +9,11 @@ from .errors import (
     InvalidDefinition,
     StateMachineNotFound,
 )
+from .graph import GraphEdge, GraphNode, StateGraph, parse_definition
+from .history import EventRow, StateRun, parse_history
 from .inspector import ExecutionInspector, ExecutionSummary, StateMachineSummary
 from .links import console_execution_url, console_state_machine_url, is_real_aws_endpoint
-from .model import (
-    EventRow,
-    ExecutionReport,
-    GraphEdge,
-    GraphNode,
-    Outcome,
-    StateGraph,
-    StateReport,
-    StateRun,
-    build_report,
-    parse_definition,
-    parse_history,
-)
+from .report import ExecutionReport, Outcome, StateReport, build_report
 from .server import InspectorServer, serve_inspector
 
 __all__ = [

@@ -8,9 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from .errors import InspectorError
-from .inspector import EXECUTION_STATUSES, ExecutionInspector, default_region
-from .model import EventRow, ExecutionReport
+from saga_outbox._errors import Error
+
+from .history import EventRow
+from .inspector import EXECUTION_STATUSES, SAGA_OUTCOMES, ExecutionInspector, default_region
+from .report import ExecutionReport
 
 __all__ = ["format_table", "main", "register"]
 
@@ -62,7 +64,7 @@ def _ts(value: Any) -> str:
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     items = _inspector(args).list_executions(
-        state_machine=args.state_machine, status=args.status, max_results=args.limit
+        state_machine=args.state_machine, status=args.status, outcome=args.outcome, max_results=args.limit
     )
     if args.json:
         _dump([e.to_dict() for e in items], out)
@@ -71,10 +73,19 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     for e in items:
         sm_name[e.state_machine_arn] = e.state_machine_arn.rsplit(":", 1)[-1]
     rows = [
-        (e.name, sm_name[e.state_machine_arn], e.status, _ts(e.start_date), _ts(e.stop_date), e.arn)
+        (
+            e.name,
+            sm_name[e.state_machine_arn],
+            e.status,
+            e.saga_outcome or "",
+            _ts(e.start_date),
+            _ts(e.stop_date),
+            e.arn,
+        )
         for e in items
     ]
-    print(format_table(["NAME", "STATE MACHINE", "STATUS", "STARTED", "STOPPED", "ARN"], rows), file=out)
+    headers = ["NAME", "STATE MACHINE", "STATUS", "OUTCOME", "STARTED", "STOPPED", "ARN"]
+    print(format_table(headers, rows), file=out)
     return 0
 
 
@@ -82,10 +93,12 @@ def _print_report(report: ExecutionReport, out: TextIO) -> None:
     fields = [
         ("Execution", report.execution_arn),
         ("State machine", report.state_machine_arn),
-        ("Status", f"{report.status} (saga: {report.saga_outcome})"),
+        ("Status", report.status),
         ("Started", _ts(report.start_date)),
         ("Stopped", _ts(report.stop_date)),
     ]
+    if report.saga_outcome:
+        fields.insert(3, ("Saga outcome", report.saga_outcome))
     if report.error or report.cause:
         fields.append(("Error", ": ".join(x for x in (report.error, _one_line(report.cause, 200)) if x)))
     if report.console_url:
@@ -169,15 +182,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _wrap(command: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args, sys.stdout)
-        except InspectorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
+def _stdout(command: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[argparse.Namespace], int]:
+    # Errors are not caught here: the saga-outbox entry prints every saga_outbox.Error as one
+    # line and exits 2, the same rule for every command.
+    return lambda args: command(args, sys.stdout)
 
 
 def register(subparsers: Any) -> None:
@@ -189,29 +197,36 @@ def register(subparsers: Any) -> None:
     p_list = commands.add_parser("list", help="list executions, newest first")
     p_list.add_argument("--state-machine", metavar="NAME|ARN", default=None)
     p_list.add_argument("--status", type=str.upper, choices=EXECUTION_STATUSES, default=None)
+    p_list.add_argument(
+        "--outcome",
+        type=str.lower,
+        choices=SAGA_OUTCOMES,
+        default=None,
+        help="only sagas with this outcome (read off the compiled end states)",
+    )
     p_list.add_argument("--limit", type=int, default=None, help="at most this many executions")
     p_list.add_argument("--json", action="store_true")
     _common(p_list)
-    p_list.set_defaults(func=_wrap(_cmd_list))
+    p_list.set_defaults(func=_stdout(_cmd_list))
 
     p_show = commands.add_parser("show", help="status, path taken and per-state outcome of one execution")
     p_show.add_argument("execution_arn", metavar="ARN")
     p_show.add_argument("--json", action="store_true")
     p_show.add_argument("--full", action="store_true", help="with --json: include events and graph")
     _common(p_show)
-    p_show.set_defaults(func=_wrap(_cmd_show))
+    p_show.set_defaults(func=_stdout(_cmd_show))
 
     p_hist = commands.add_parser("history", help="the events table of one execution")
     p_hist.add_argument("execution_arn", metavar="ARN")
     p_hist.add_argument("--json", action="store_true")
     _common(p_hist)
-    p_hist.set_defaults(func=_wrap(_cmd_history))
+    p_hist.set_defaults(func=_stdout(_cmd_history))
 
     p_serve = commands.add_parser("serve", help="serve the inspector web page")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=8765)
     _common(p_serve)
-    p_serve.set_defaults(func=_wrap(_cmd_serve))
+    p_serve.set_defaults(func=_stdout(_cmd_serve))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,4 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="saga-outbox")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Error as exc:  # the same one-line rule as the saga-outbox entry
+        print(f"saga-outbox: error: {exc}", file=sys.stderr)
+        return 2

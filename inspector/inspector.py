@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import InspectorError, StateMachineNotFound, translate
+from .graph import StateGraph, is_saga_definition, parse_definition
+from .history import EventRow, entered_states, iso, parse_history
 from .links import console_execution_url, is_real_aws_endpoint
-from .model import EventRow, ExecutionReport, StateGraph, build_report, parse_definition, parse_history
+from .report import ExecutionReport, build_report, outcome_of_saga
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 __all__ = [
     "EXECUTION_STATUSES",
+    "SAGA_OUTCOMES",
     "ExecutionInspector",
     "ExecutionSummary",
     "StateMachineSummary",
@@ -26,16 +30,19 @@ __all__ = [
 ]
 
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+SAGA_OUTCOMES = ("completed", "compensated", "compensation_failed")
 _AWS_ERRORS = (ClientError, BotoCoreError)
+#: A compiled saga's end state is among its last five events (MarkX entered/exited, SagaX
+#: entered/exited, ExecutionSucceeded; or CompensationFailed entered, ExecutionFailed), so a
+#: list reads only the tail of each history, newest first.
+_TAIL_EVENTS = 10
+#: Histories read at once for a list (GetExecutionHistory has its own, smaller, rate bucket).
+_HISTORY_READERS = 4
 
 
 def default_region() -> str:
     """AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1 (read when called, never at import)."""
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,7 @@ class StateMachineSummary:
             "arn": self.arn,
             "name": self.name,
             "type": self.type,
-            "creation_date": _iso(self.creation_date),
+            "creation_date": iso(self.creation_date),
         }
 
 
@@ -62,6 +69,8 @@ class ExecutionSummary:
     status: str
     start_date: datetime | None
     stop_date: datetime | None
+    #: read off the compiled end states; None for Express/foreign machines and unfinished sagas
+    saga_outcome: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,8 +78,9 @@ class ExecutionSummary:
             "name": self.name,
             "state_machine_arn": self.state_machine_arn,
             "status": self.status,
-            "start_date": _iso(self.start_date),
-            "stop_date": _iso(self.stop_date),
+            "saga_outcome": self.saga_outcome,
+            "start_date": iso(self.start_date),
+            "stop_date": iso(self.stop_date),
         }
 
 
@@ -149,43 +159,82 @@ class ExecutionInspector:
         *,
         state_machine: str | None = None,
         status: str | None = None,
+        outcome: str | None = None,
         max_results: int | None = None,
     ) -> list[ExecutionSummary]:
-        """Executions of one state machine (name or ARN) or of all, newest first, optionally by status."""
+        """Executions of one state machine (name or ARN) or of all, newest first, each with its
+        saga outcome; optionally only those with this status and/or saga outcome."""
         if status is not None and status.upper() not in EXECUTION_STATUSES:
             raise InspectorError(
                 f"unknown execution status {status!r}; one of {', '.join(EXECUTION_STATUSES)}"
             )
+        if outcome is not None and outcome not in SAGA_OUTCOMES:
+            raise InspectorError(f"unknown saga outcome {outcome!r}; one of {', '.join(SAGA_OUTCOMES)}")
         if state_machine is not None:
             arns = [self.resolve_state_machine(state_machine)]
         else:
             arns = [sm.arn for sm in self.list_state_machines()]
         found: list[ExecutionSummary] = []
         for arn in arns:
-            kwargs: dict[str, Any] = {"stateMachineArn": arn}
-            if status is not None:
-                kwargs["statusFilter"] = status.upper()
-            pagination: Any = {"MaxItems": max_results} if max_results else {}
-            try:
-                pages = self.client.get_paginator("list_executions").paginate(
-                    **kwargs, PaginationConfig=pagination
-                )
-                items = [ex for page in pages for ex in page["executions"]]
-            except _AWS_ERRORS as exc:
-                raise translate(exc, operation="ListExecutions", state_machine=state_machine or arn) from exc
-            found.extend(
-                ExecutionSummary(
-                    ex["executionArn"],
-                    ex["name"],
-                    ex.get("stateMachineArn", arn),
-                    ex["status"],
-                    ex.get("startDate"),
-                    ex.get("stopDate"),
-                )
-                for ex in items
-            )
+            found.extend(self._executions_of(arn, state_machine, status, None if outcome else max_results))
         found.sort(key=lambda e: e.start_date.timestamp() if e.start_date else 0.0, reverse=True)
+        if max_results and outcome is None:
+            found = found[:max_results]  # read outcomes only for what is shown
+        sagas = {arn: self._is_saga(arn, state_machine) for arn in {e.state_machine_arn for e in found}}
+        with ThreadPoolExecutor(_HISTORY_READERS, thread_name_prefix="saga-outcome") as pool:
+            found = list(pool.map(lambda e: self._with_outcome(e, sagas[e.state_machine_arn]), found))
+        if outcome is not None:
+            found = [e for e in found if e.saga_outcome == outcome]
         return found[:max_results] if max_results else found
+
+    def _executions_of(
+        self, arn: str, shown_as: str | None, status: str | None, max_results: int | None
+    ) -> list[ExecutionSummary]:
+        kwargs: dict[str, Any] = {"stateMachineArn": arn}
+        if status is not None:
+            kwargs["statusFilter"] = status.upper()
+        pagination: Any = {"MaxItems": max_results} if max_results else {}
+        try:
+            pages = self.client.get_paginator("list_executions").paginate(
+                **kwargs, PaginationConfig=pagination
+            )
+            items = [ex for page in pages for ex in page["executions"]]
+        except _AWS_ERRORS as exc:
+            raise translate(exc, operation="ListExecutions", state_machine=shown_as or arn) from exc
+        return [
+            ExecutionSummary(
+                ex["executionArn"],
+                ex["name"],
+                ex.get("stateMachineArn", arn),
+                ex["status"],
+                ex.get("startDate"),
+                ex.get("stopDate"),
+            )
+            for ex in items
+        ]
+
+    def _is_saga(self, state_machine_arn: str, shown_as: str | None) -> bool:
+        try:
+            described = self.client.describe_state_machine(stateMachineArn=state_machine_arn)
+        except _AWS_ERRORS as exc:
+            raise translate(
+                exc, operation="DescribeStateMachine", state_machine=shown_as or state_machine_arn
+            ) from exc
+        return is_saga_definition(described["definition"])
+
+    def _with_outcome(self, execution: ExecutionSummary, saga: bool) -> ExecutionSummary:
+        if not saga or execution.status in ("RUNNING", "PENDING_REDRIVE"):
+            return execution
+        try:
+            tail = self.client.get_execution_history(
+                executionArn=execution.arn,
+                reverseOrder=True,
+                maxResults=_TAIL_EVENTS,
+                includeExecutionData=False,
+            )["events"]
+        except _AWS_ERRORS as exc:
+            raise translate(exc, operation="GetExecutionHistory", execution_arn=execution.arn) from exc
+        return replace(execution, saga_outcome=outcome_of_saga(True, entered_states(tail)))
 
     def _raw_history(self, execution_arn: str) -> list[dict[str, Any]]:
         try:
@@ -219,5 +268,12 @@ class ExecutionInspector:
             raise translate(exc, operation="DescribeExecution", execution_arn=execution_arn) from exc
         definition = self._definition_for(execution_arn, execution["stateMachineArn"])
         events = self._raw_history(execution_arn)
-        url = console_execution_url(execution_arn) if self.on_real_aws else None
-        return build_report(execution, definition, events, console_url=url)
+        return build_report(execution, definition, events, console_url=self._console_url(execution_arn))
+
+    def _console_url(self, execution_arn: str) -> str | None:
+        if not self.on_real_aws:
+            return None
+        try:
+            return console_execution_url(execution_arn)
+        except ValueError:  # a partition without a public console
+            return None

@@ -1,10 +1,13 @@
-"""AWS console deep links for executions and state machines."""
+"""AWS console deep links: the one place in the package that builds them (the dispatcher's log
+lines and the inspector both call it), so every partition gets its own console host."""
 
 from __future__ import annotations
 
-__all__ = ["console_execution_url", "console_state_machine_url", "is_real_aws_endpoint", "region_of_arn"]
+__all__ = ["CONSOLE_HOSTS", "console_execution_url", "console_state_machine_url", "is_real_aws_endpoint"]
 
-_CONSOLE_HOSTS = {
+#: Console host per ARN partition (AWS Management Console endpoints; China and GovCloud have their
+#: own consoles, and only the commercial one has per-region hosts).
+CONSOLE_HOSTS = {
     "aws": "{region}.console.aws.amazon.com",
     "aws-cn": "console.amazonaws.cn",
     "aws-us-gov": "console.amazonaws-us-gov.com",
@@ -12,38 +15,33 @@ _CONSOLE_HOSTS = {
 _AWS_DOMAINS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 
 
-def _parts(arn: str) -> list[str]:
+def _console_base(arn: str, region: str | None) -> str:
     parts = arn.split(":")
-    if len(parts) < 6 or parts[0] != "arn":
-        raise ValueError(f"not an ARN: {arn!r}")
-    return parts
-
-
-def region_of_arn(arn: str) -> str:
-    return _parts(arn)[3]
-
-
-def _base(arn: str, region: str | None) -> tuple[str, str]:
-    parts = _parts(arn)
-    region = region or parts[3]
-    host = _CONSOLE_HOSTS.get(parts[1], _CONSOLE_HOSTS["aws"]).format(region=region)
-    return f"https://{host}/states/home?region={region}", region
+    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "states":
+        raise ValueError(f"not a Step Functions ARN: {arn!r}")
+    partition, region = parts[1], region or parts[3]
+    try:
+        host = CONSOLE_HOSTS[partition].format(region=region)
+    except KeyError:
+        # A made-up host would be a link that leads nowhere; say so instead.
+        raise ValueError(f"no public console for partition {partition!r} (ARN {arn!r})") from None
+    return f"https://{host}/states/home?region={region}"
 
 
 def console_execution_url(execution_arn: str, *, region: str | None = None) -> str:
-    """``https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}``"""
-    base, _ = _base(execution_arn, region)
-    return f"{base}#/v2/executions/details/{execution_arn}"
+    """The execution's page in the Step Functions console of its partition and region
+    (``region`` overrides the ARN's). Raises ``ValueError`` for a non-Step Functions ARN or a
+    partition without a public console (``aws-iso*``)."""
+    return f"{_console_base(execution_arn, region)}#/v2/executions/details/{execution_arn}"
 
 
 def console_state_machine_url(state_machine_arn: str, *, region: str | None = None) -> str:
-    """``https://{region}.console.aws.amazon.com/states/home?region={region}#/statemachines/view/{arn}``"""
-    base, _ = _base(state_machine_arn, region)
-    return f"{base}#/statemachines/view/{state_machine_arn}"
+    """The state machine's page in the Step Functions console (same rules as the execution's)."""
+    return f"{_console_base(state_machine_arn, region)}#/statemachines/view/{state_machine_arn}"
 
 
 def is_real_aws_endpoint(endpoint_url: str | None) -> bool:
-    """True for boto3's default endpoint (None) or an ``*.amazonaws.com`` host; False for localhost etc."""
+    """True for boto3's default endpoint (None) or an AWS host; False for localhost, moto, etc."""
     if not endpoint_url:
         return True
     host = endpoint_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()

@@ -32,8 +32,15 @@ INDEX_HTML = (
         <option>FAILED</option><option>TIMED_OUT</option><option>ABORTED</option>
       </select>
     </label>
+    <label>Saga outcome
+      <select id="outcome-filter">
+        <option value="">all</option><option value="completed">completed</option>
+        <option value="compensated">compensated</option>
+        <option value="compensation_failed">compensation failed</option>
+      </select>
+    </label>
     <table id="executions"><thead><tr><th>Name</th><th>State machine</th><th>Status</th>
-      <th>Started</th><th>Stopped</th></tr></thead><tbody></tbody></table>
+      <th>Saga outcome</th><th>Started</th><th>Stopped</th></tr></thead><tbody></tbody></table>
   </section>
   <p id="error" class="error" hidden></p>
 </main>
@@ -62,13 +69,19 @@ EXECUTION_HTML = (
       </ul>
       <div id="graph"></div>
       <h3>States</h3>
-      <table id="states"><thead><tr><th>State</th><th>Type</th><th>Outcome</th><th>Compensation</th>
+      <table id="states"><colgroup><col class="c-state"><col class="c-type"><col class="c-outcome">
+        <col class="c-comp"><col class="c-error"></colgroup>
+        <thead><tr><th>State</th><th>Type</th><th>Outcome</th><th>Compensation</th>
         <th>Error</th></tr></thead><tbody></tbody></table>
     </section>
     <section class="events-pane">
       <h3>Events <small id="events-filter"></small></h3>
-      <table id="events"><thead><tr><th>ID</th><th>Type</th><th>State</th><th>Timestamp</th>
-        <th>Elapsed (ms)</th><th>Input / output</th></tr></thead><tbody></tbody></table>
+      <!-- input/output/error go in a full-width row under their event: beside the graph there
+           is no room for a sixth column that could hold JSON -->
+      <table id="events"><colgroup><col class="c-id"><col class="c-type"><col class="c-state">
+        <col class="c-time"><col class="c-elapsed"></colgroup>
+        <thead><tr><th>ID</th><th>Type</th><th>State</th><th>Time (UTC)</th>
+        <th>Elapsed ms</th></tr></thead><tbody></tbody></table>
     </section>
   </div>
 </main>
@@ -86,15 +99,17 @@ table { border-collapse: collapse; width: 100%; background: #fff; margin-bottom:
 th, td { border-bottom: 1px solid #e3e3e3; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; font-weight: 600; }
 tr.clickable { cursor: pointer; } tr.selected { background: #fff7d6; }
-.status { padding: 1px 6px; border-radius: 3px; color: #fff; font-size: 12px; font-weight: 600; }
+.status { display: inline-block; white-space: nowrap; padding: 1px 6px; border-radius: 3px; color: #fff; font-size: 12px; font-weight: 600; }
 .status.SUCCEEDED, .status.succeeded, .status.completed { background: var(--succeeded); }
 .status.FAILED, .status.failed, .status.TIMED_OUT, .status.ABORTED, .status.compensation_failed { background: var(--failed); }
 .status.compensated { background: var(--compensated); }
 .status.RUNNING, .status.running { background: var(--running); }
-.status.not_reached { background: var(--not_reached); }
+.status.not_reached, .status.none { background: var(--not_reached); }
+/* a saga's Step Functions status says only that the machine ran to an end; its outcome has the colour */
+.status.muted { background: #fff; color: #333; box-shadow: inset 0 0 0 1px #999; }
 .split { display: flex; gap: 16px; align-items: flex-start; }
-.graph-pane { flex: 0 0 auto; max-width: 50%; overflow-x: auto; }
-.events-pane { flex: 1 1 auto; min-width: 0; }
+.graph-pane { flex: 0 1 auto; max-width: 50%; min-width: 0; }
+.events-pane { flex: 1 1 0; min-width: 0; }
 #graph svg { background: #fff; border: 1px solid #ddd; max-width: 100%; height: auto; }
 .node rect { stroke: #333; stroke-width: 1; rx: 6; }
 .node.compensation rect { stroke-dasharray: 5 3; stroke-width: 2; }
@@ -104,19 +119,28 @@ tr.clickable { cursor: pointer; } tr.selected { background: #fff7d6; }
 .node.compensated rect { fill: var(--compensated); } .node.not_reached rect { fill: var(--not_reached); }
 .node.running rect { fill: var(--running); }
 .edge { fill: none; stroke: #666; stroke-width: 1.5; } .edge.catch { stroke: #c62828; stroke-dasharray: 4 3; }
-.edge.taken { stroke: #111; stroke-width: 2.5; }
+.edge.taken { stroke: #111; stroke-width: 2.5; } .edge.catch.taken { stroke: #8e0000; }
 .legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 10px; margin: 4px 0 8px; }
 .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: middle; border-radius: 2px; }
 .swatch.succeeded { background: var(--succeeded); } .swatch.failed { background: var(--failed); }
 .swatch.compensated { background: var(--compensated); } .swatch.running { background: var(--running); }
 .swatch.not_reached { background: var(--not_reached); }
 .swatch.compensation-mark { border: 2px dashed #333; width: 9px; height: 9px; }
-pre { margin: 0; white-space: pre-wrap; word-break: break-all; max-height: 14em; overflow: auto; font-size: 12px; }
+pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 14em; overflow: auto; font-size: 12px; }
+#executions th, #executions td + td { white-space: nowrap; }  /* only the name may wrap */
+#events, #states { table-layout: fixed; }
+#events td, #events .c-id { width: 3em; } #events .c-type { width: 30%; } #events .c-state { width: 30%; }
+#events .c-time { width: 8em; } #events .c-elapsed { width: 6em; }
+#events tr.io td { padding: 0 8px 6px 3em; border-bottom: 1px solid #e3e3e3; }
+#events tr.event:has(+ tr.io) td { border-bottom: none; }
+#events tr.io details { display: inline-block; vertical-align: top; margin-right: 12px; max-width: 100%; }
+#events tr.io details[open] { display: block; }
+#states .c-state { width: 30%; } #states .c-type { width: 10%; } #states .c-outcome { width: 17%; }
+#states .c-comp { width: 21%; } #states .c-error { width: 22%; }
 details summary { cursor: pointer; color: #555; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; margin: 0 0 8px; }
 dt { font-weight: 600; } dd { margin: 0; }
 .error { color: #c62828; font-weight: 600; }
-#states td { overflow-wrap: anywhere; }
 """
 
 APP_JS = r"""
@@ -137,7 +161,11 @@ function svg(tag, attrs) {
   return node;
 }
 function fmt(ts) { return ts ? ts.replace("T", " ").replace(/\+00:00$/, "Z") : ""; }
-function badge(value) { return el("span", {class: "status " + value}, value.replace("_", " ")); }
+function badge(value, extra) {
+  if (!value) return el("span", {class: "status none", title: "not a saga, or no saga end state reached"}, "none");
+  return el("span", {class: "status " + value + (extra ? " " + extra : "")}, value.replaceAll("_", " "));
+}
+function timeOf(ts) { return ts ? ts.slice(11, 23) : ""; }
 async function getJSON(url) {
   const response = await fetch(url);
   const body = await response.json();
@@ -157,12 +185,14 @@ function pretty(text) {
 // ------------------------------------------------------------------ index page
 async function loadIndex() {
   const params = new URLSearchParams(location.search);
-  const select = document.getElementById("status-filter");
-  select.value = params.get("status") || "";
-  select.addEventListener("change", () => {
-    if (select.value) params.set("status", select.value); else params.delete("status");
-    location.search = params.toString();
-  });
+  for (const [key, id] of [["status", "status-filter"], ["outcome", "outcome-filter"]]) {
+    const select = document.getElementById(id);
+    select.value = params.get(key) || "";
+    select.addEventListener("change", () => {
+      if (select.value) params.set(key, select.value); else params.delete(key);
+      location.search = params.toString();
+    });
+  }
   const machines = await getJSON("/api/state-machines");
   const smBody = document.querySelector("#state-machines tbody");
   for (const sm of machines) {
@@ -175,21 +205,31 @@ async function loadIndex() {
     smBody.append(row);
   }
   const query = new URLSearchParams();
-  for (const key of ["state_machine", "status"]) if (params.get(key)) query.set(key, params.get(key));
+  for (const key of ["state_machine", "status", "outcome"]) if (params.get(key)) query.set(key, params.get(key));
   if (params.get("state_machine")) document.getElementById("filter-label").textContent =
       "of " + params.get("state_machine").split(":").pop();
   const executions = await getJSON("/api/executions?" + query.toString());
   const body = document.querySelector("#executions tbody");
   for (const ex of executions) {
-    body.append(el("tr", {"data-execution": ex.arn, "data-status": ex.status},
+    body.append(el("tr", {"data-execution": ex.arn, "data-status": ex.status, "data-outcome": ex.saga_outcome || ""},
       el("td", {}, el("a", {href: "/executions/" + encodeURIComponent(ex.arn)}, ex.name)),
       el("td", {}, ex.state_machine_arn.split(":").pop()),
-      el("td", {}, badge(ex.status)), el("td", {}, fmt(ex.start_date)), el("td", {}, fmt(ex.stop_date))));
+      el("td", {}, badge(ex.status, ex.saga_outcome ? "muted" : "")), el("td", {}, badge(ex.saga_outcome)),
+      el("td", {}, fmt(ex.start_date)), el("td", {}, fmt(ex.stop_date))));
   }
-  if (!executions.length) body.append(el("tr", {}, el("td", {colspan: "5"}, "No executions.")));
+  if (!executions.length) body.append(el("tr", {}, el("td", {colspan: "6"}, "No executions.")));
 }
 
 // ------------------------------------------------------------------ execution page
+// Routes come laid out from the server (they avoid every node): two points between neighbouring
+// rows are drawn as a curve, longer routes as straight runs along the gaps.
+function edgePath(points) {
+  if (points.length === 2) {
+    const [[x1, y1], [x2, y2]] = points, my = (y1 + y2) / 2;
+    return `M ${x1} ${y1} C ${x1} ${my}, ${x2} ${my}, ${x2} ${y2}`;
+  }
+  return "M " + points.map(p => p.join(" ")).join(" L ");
+}
 function drawGraph(graph, outcomes, path, onSelect) {
   const taken = new Set();
   for (let i = 1; i < path.length; i++) taken.add(path[i - 1] + "\u0000" + path[i]);
@@ -203,22 +243,13 @@ function drawGraph(graph, outcomes, path, onSelect) {
   marker.append(svg("path", {d: "M 0 0 L 10 5 L 0 10 z", fill: "#555"}));
   defs.append(marker);
   root.append(defs);
-  for (const edge of graph.edges) {
-    const a = nodes[edge.source], b = nodes[edge.target];
-    if (!a || !b) continue;
-    let d;
-    if (b.layer > a.layer) {
-      const x1 = a.x + a.width / 2, y1 = a.y + a.height, x2 = b.x + b.width / 2, y2 = b.y;
-      const my = (y1 + y2) / 2;
-      d = `M ${x1} ${y1} C ${x1} ${my}, ${x2} ${my}, ${x2} ${y2}`;
-    } else {  // back or sideways edge: loop around the right side
-      const x1 = a.x + a.width, y1 = a.y + a.height / 2, x2 = b.x + b.width, y2 = b.y + b.height / 2;
-      const bulge = Math.max(x1, x2) + 30;
-      d = `M ${x1} ${y1} C ${bulge} ${y1}, ${bulge} ${y2}, ${x2} ${y2}`;
-    }
-    const cls = "edge " + edge.kind + (taken.has(edge.source + "\u0000" + edge.target) ? " taken" : "");
-    root.append(svg("path", {d, class: cls, "marker-end": "url(#arrow)",
-                             "data-source": edge.source, "data-target": edge.target}));
+  // the bold path goes on top of the other edges (SVG paints in document order)
+  const isTaken = (edge) => taken.has(edge.source + "\u0000" + edge.target);
+  const edges = [...graph.edges].sort((a, b) => Number(isTaken(a)) - Number(isTaken(b)));
+  for (const edge of edges) {
+    if (!nodes[edge.source] || !nodes[edge.target] || !edge.points.length) continue;
+    root.append(svg("path", {d: edgePath(edge.points), class: "edge " + edge.kind + (isTaken(edge) ? " taken" : ""),
+                             "marker-end": "url(#arrow)", "data-source": edge.source, "data-target": edge.target}));
   }
   for (const node of graph.nodes) {
     const outcome = outcomes[node.name] || "not_reached";
@@ -245,15 +276,17 @@ function renderEvents(events, selected) {
   document.getElementById("events-filter").textContent = selected ? `(state ${selected}; click it again for all)` : "";
   for (const ev of events) {
     if (selected && ev.state !== selected) continue;
-    const io = el("td", {});
+    const state = ev.state || "";
+    body.append(el("tr", {class: "event", "data-event-id": String(ev.id), "data-event-type": ev.type, "data-state": state},
+      el("td", {}, String(ev.id)), el("td", {}, ev.type), el("td", {}, state),
+      el("td", {title: fmt(ev.timestamp)}, timeOf(ev.timestamp)), el("td", {}, String(ev.elapsed_ms))));
+    const io = el("td", {colspan: "5"});
     for (const [label, value] of [["input", ev.input], ["output", ev.output], ["error", ev.error ? ev.error + ": " + (ev.cause || "") : null]]) {
       if (value === null || value === undefined) continue;
       io.append(el("details", {class: label, open: label === "error" ? "" : null},
                    el("summary", {}, label), el("pre", {}, pretty(value))));
     }
-    body.append(el("tr", {"data-event-id": String(ev.id), "data-event-type": ev.type, "data-state": ev.state || ""},
-      el("td", {}, String(ev.id)), el("td", {}, ev.type), el("td", {}, ev.state || ""),
-      el("td", {}, fmt(ev.timestamp)), el("td", {}, String(ev.elapsed_ms)), io));
+    if (io.childElementCount) body.append(el("tr", {class: "io", "data-io-for": String(ev.id), "data-state": state}, io));
   }
 }
 
@@ -265,8 +298,9 @@ async function loadExecution() {
   const fields = document.getElementById("execution-fields");
   fields.replaceChildren();
   const add = (k, v) => fields.append(el("dt", {}, k), el("dd", {}, v));
-  add("Status", el("span", {id: "execution-status", "data-status": report.status}, badge(report.status)));
-  add("Saga outcome", el("span", {id: "saga-outcome", "data-outcome": report.saga_outcome}, badge(report.saga_outcome)));
+  add("Status", el("span", {id: "execution-status", "data-status": report.status},
+                    badge(report.status, report.saga_outcome ? "muted" : "")));
+  add("Saga outcome", el("span", {id: "saga-outcome", "data-outcome": report.saga_outcome || ""}, badge(report.saga_outcome)));
   add("Execution ARN", report.execution_arn);
   add("State machine", report.state_machine_arn);
   add("Started", fmt(report.start_date));

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import page
-from .errors import ExecutionNotFound, InspectorError, StateMachineNotFound
+from .errors import ExecutionNotFound, InspectorAWSError, InspectorError, StateMachineNotFound
 from .inspector import ExecutionInspector
 
 if TYPE_CHECKING:
@@ -66,8 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(url.path, parts, parse_qs(url.query))
         except (ExecutionNotFound, StateMachineNotFound) as exc:
             self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
-        except InspectorError as exc:
+        except InspectorAWSError as exc:  # Step Functions answered with an error
             self._json(HTTPStatus.BAD_GATEWAY, {"error": str(exc)})
+        except InspectorError as exc:  # a bad filter in the query
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except Exception as exc:  # a page must answer, never hang the browser
             log.exception("inspector request failed: %s", self.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc!r}"})
@@ -91,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             items = inspector.list_executions(
                 state_machine=query.get("state_machine", [None])[0] or None,
                 status=query.get("status", [None])[0] or None,
+                outcome=query.get("outcome", [None])[0] or None,
                 max_results=int(limit) if limit.isdigit() else None,
             )
             self._json(HTTPStatus.OK, [e.to_dict() for e in items])

@@ -1,4 +1,5 @@
-"""The inspector page in real headless Chromium: graph coloured by outcome, legend, events table."""
+"""The inspector page in real headless Chromium on real runs of the orders example: graph
+coloured by outcome, saga outcome in the list and on the page, and a layout that fits 1400 px."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from saga_outbox.inspector import serve_inspector
 
 pytestmark = pytest.mark.browser
 
-EXPECTED = {
-    "ReserveStock": "compensated",
+EXPECTED = {  # a failed shipment: both earlier steps undone, then the on_compensated hook
+    "Start": "succeeded",
+    "ReserveInventory": "compensated",
     "ChargePayment": "compensated",
-    "ShipOrder": "failed",
-    "Done": "not_reached",
+    "CreateShipment": "failed",
+    "ConfirmOrder": "not_reached",
+    "MarkCompleted": "not_reached",
+    "SagaCompleted": "not_reached",
     "CompensateChargePayment": "succeeded",
-    "CompensateReserveStock": "succeeded",
-    "SagaCompensated": "failed",
-    "SagaFailed": "not_reached",
+    "CompensateReserveInventory": "succeeded",
+    "CancelOrder": "succeeded",
+    "MarkCompensated": "succeeded",
+    "SagaCompensated": "succeeded",
     "CompensationFailed": "not_reached",
 }
 COLOURS = {  # computed fill of each outcome (CSS custom properties in the page)
@@ -30,18 +35,56 @@ COLOURS = {  # computed fill of each outcome (CSS custom properties in the page)
     "not_reached": "rgb(158, 158, 158)",
 }
 
+# Layout facts measured in the page: sideways scroll, tables wider than their pane, text that
+# wraps after a few characters (the old events column wrapped error text per character), and
+# badges broken over two lines.
+LAYOUT_JS = """() => {
+  const out = {narrow: [], badges: []};
+  out.pageOverflow = document.documentElement.scrollWidth - window.innerWidth;
+  const pane = document.querySelector(".events-pane"), table = document.querySelector("#events");
+  if (table) {
+    out.eventsOverflow = table.getBoundingClientRect().right - pane.getBoundingClientRect().right;
+    out.eventsScroll = table.scrollWidth - table.clientWidth;
+  }
+  out.preWidths = [...document.querySelectorAll("#events pre")].map(p => p.getBoundingClientRect().width);
+  const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    if (text.length < 12 || node.parentElement.closest("svg, [hidden]")) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+    if (lines.size && text.length / lines.size < 10) out.narrow.push([text.slice(0, 40), lines.size]);
+  }
+  for (const b of document.querySelectorAll(".status")) {
+    const broken = b.getClientRects().length !== 1 || b.getBoundingClientRect().height > 24;
+    if (broken) out.badges.push(b.textContent);
+  }
+  return out;
+}"""
 
-def test_execution_page_shows_failure_and_compensations(
-    compensated_saga: dict[str, Any], browser_page: Any, tmp_path: Path
+
+def _assert_fits(page: Any) -> None:
+    layout = page.evaluate(LAYOUT_JS)
+    assert layout["pageOverflow"] <= 0, layout  # no sideways scroll at 1400 px
+    assert layout["narrow"] == [], layout["narrow"]  # no text wraps every few characters
+    assert layout["badges"] == [], layout["badges"]  # every badge on one line
+    if page.locator("#events").count():
+        assert layout["eventsOverflow"] <= 1 and layout["eventsScroll"] <= 0, layout
+        assert layout["preWidths"] and min(layout["preWidths"]) >= 400, layout["preWidths"]
+
+
+def test_execution_page_shows_failure_compensations_and_fits(
+    order_sagas: dict[str, Any], browser_page: Any, tmp_path: Path
 ) -> None:
-    arn = compensated_saga["execution_arn"]
-    with serve_inspector(sfn_client=compensated_saga["sfn"]) as server:
+    arn = order_sagas["compensated"]
+    with serve_inspector(sfn_client=order_sagas["sfn"]) as server:
         page = browser_page
         page.goto(server.execution_url(arn))
         page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        assert page.viewport_size == {"width": 1400, "height": 900}
 
         nodes = page.locator("#graph g[data-state]")
-        assert nodes.count() == len(EXPECTED)
         outcomes = {
             nodes.nth(i).get_attribute("data-state"): nodes.nth(i).get_attribute("data-outcome")
             for i in range(nodes.count())
@@ -55,56 +98,85 @@ def test_execution_page_shows_failure_and_compensations(
         comp_nodes = page.locator('#graph g[data-compensation="true"]')
         assert sorted(comp_nodes.nth(i).get_attribute("data-state") for i in range(comp_nodes.count())) == [
             "CompensateChargePayment",
-            "CompensateReserveStock",
+            "CompensateReserveInventory",
         ]
-
-        assert page.locator("#execution-status").get_attribute("data-status") == "FAILED"
+        assert page.locator("#execution-status").get_attribute("data-status") == "SUCCEEDED"
         assert page.locator("#saga-outcome").get_attribute("data-outcome") == "compensated"
-        assert (
-            page.locator("#compensations").inner_text() == "CompensateChargePayment, CompensateReserveStock"
+        assert page.locator("#compensations").inner_text() == (
+            "CompensateChargePayment, CompensateReserveInventory"
         )
+        # the status of a compensated saga is not a green SUCCEEDED: the outcome carries the colour
+        status_bg = page.eval_on_selector(
+            "#execution-status .status", "b => getComputedStyle(b).backgroundColor"
+        )
+        assert status_bg != COLOURS["succeeded"]
         legend = page.locator("#legend").inner_text()
         for word in ("succeeded", "failed", "compensated", "running", "not reached"):
             assert word in legend
 
-        # the event table sits beside the graph and carries the failure
-        failed_row = page.locator('#events tr[data-event-type="TaskFailed"]')
-        assert failed_row.count() == 1
-        assert failed_row.get_attribute("data-state") == "ShipOrder"
-        assert "ResourceNotFoundException" in failed_row.inner_text()
+        # the events table sits beside the graph and carries the failure under its event
+        failed_row = page.locator('#events tr.event[data-state="CreateShipment"][data-event-type$="Failed"]')
+        assert failed_row.count() >= 1
+        event_id = failed_row.first.get_attribute("data-event-id")
+        assert "ShipmentFailed" in page.locator(f'#events tr.io[data-io-for="{event_id}"]').inner_text()
         graph_box = page.locator("#graph").bounding_box()
         events_box = page.locator("#events").bounding_box()
         assert events_box["x"] > graph_box["x"] + graph_box["width"] - 1
 
-        # clicking a node filters the events to that state
-        page.click('#graph g[data-state="CompensateReserveStock"]')
-        states = page.locator("#events tbody tr").evaluate_all("rows => rows.map(r => r.dataset.state)")
-        assert states and set(states) == {"CompensateReserveStock"}
-
-        page.screenshot(path=str(tmp_path / "execution.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / "execution.png"))  # the 1400x900 viewport, as loaded
+        page.eval_on_selector_all("#events details", "ds => ds.forEach(d => { d.open = true; })")
+        _assert_fits(page)  # with every input/output open
         assert (tmp_path / "execution.png").stat().st_size > 10_000
 
+        # clicking a node filters the events to that state
+        page.click('#graph g[data-state="CompensateReserveInventory"]')
+        states = page.locator("#events tbody tr").evaluate_all("rows => rows.map(r => r.dataset.state)")
+        assert states and set(states) == {"CompensateReserveInventory"}
 
-def test_index_lists_executions_and_api_reports_missing(
-    compensated_saga: dict[str, Any], browser_page: Any, tmp_path: Path
+
+def test_index_shows_and_filters_saga_outcomes(
+    order_sagas: dict[str, Any], browser_page: Any, tmp_path: Path
 ) -> None:
-    arn = compensated_saga["execution_arn"]
-    with serve_inspector(sfn_client=compensated_saga["sfn"]) as server:
+    with serve_inspector(sfn_client=order_sagas["sfn"]) as server:
         page = browser_page
         page.goto(server.url + "/")
         page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
         assert "OrderSaga" in page.locator("#state-machines").inner_text()
-        row = page.locator(f'#executions tr[data-execution="{arn}"]')
-        assert row.get_attribute("data-status") == "FAILED"
-        row.locator("a").click()
-        page.wait_for_selector("#graph g[data-state]", timeout=15_000)
-        assert page.locator('#graph g[data-state="ShipOrder"]').get_attribute("data-outcome") == "failed"
-
-        page.goto(server.url + "/?status=SUCCEEDED")
-        page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
-        assert page.locator("#executions tr[data-execution]").count() == 0
+        rows = page.locator("#executions tr[data-execution]")
+        seen = {
+            rows.nth(i).get_attribute("data-execution"): (
+                rows.nth(i).get_attribute("data-status"),
+                rows.nth(i).get_attribute("data-outcome"),
+            )
+            for i in range(rows.count())
+        }
+        sagas = {arn: v for arn, v in seen.items() if ":execution:OrderSaga:" in arn}
+        # the Express projection has no saga outcome: it compensates nothing
+        assert {v for arn, v in seen.items() if arn not in sagas} == {("SUCCEEDED", "")}
+        assert sagas == {
+            order_sagas["compensated"]: ("SUCCEEDED", "compensated"),
+            order_sagas["first-step-rejected"]: ("SUCCEEDED", "compensated"),
+            order_sagas["completed"]: ("SUCCEEDED", "completed"),
+        }
+        _assert_fits(page)
         page.screenshot(path=str(tmp_path / "index.png"))
 
+        page.select_option("#outcome-filter", "compensated")
+        page.wait_for_url("**/?outcome=compensated")
+        page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        shown = page.locator("#executions tr[data-execution]").evaluate_all(
+            "rs => rs.map(r => r.dataset.execution)"
+        )
+        assert sorted(shown) == sorted([order_sagas["compensated"], order_sagas["first-step-rejected"]])
+
+        page.locator(f'#executions tr[data-execution="{order_sagas["first-step-rejected"]}"] a').click()
+        page.wait_for_selector("#graph g[data-state]", timeout=15_000)
+        assert (
+            page.locator('#graph g[data-state="ReserveInventory"]').get_attribute("data-outcome") == "failed"
+        )
+        assert page.locator("#saga-outcome").get_attribute("data-outcome") == "compensated"
+
+        arn = order_sagas["compensated"]
         missing = arn.rsplit(":", 1)[0] + ":nope"
         page.goto(server.execution_url(missing))
         page.wait_for_selector("#error:not([hidden])", timeout=15_000)
