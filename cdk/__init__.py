@@ -1,18 +1,33 @@
-"""AWS CDK app of saga-outbox: one construct per concern, composed by :mod:`saga_outbox.cdk.stack`.
+"""Deploy your sagas with the AWS CDK: :class:`SagaOutbox`, one construct per concern inside it.
 
-``python -m saga_outbox.cdk.app`` synthesizes (the ``app`` of ``cdk.json``);
-``python -m saga_outbox.cdk.checks`` runs
-cdk-nag and cfn-lint over the synthesized templates. Nothing here is imported by the runtime
-packages (``outbox_relay``, ``workflows``, ``lambdas``).
+``from saga_outbox.cdk import SagaOutbox, ExistingDatabase, DeploymentConfig`` in your CDK app.
+``python -m saga_outbox.cdk.app`` synthesizes this repository's own user of the construct (the
+orders example stack, the ``app`` of ``cdk.json``); ``python -m saga_outbox.cdk.checks`` runs
+cdk-nag and cfn-lint over it. Nothing here is imported by the run-time packages
+(``outbox_relay``, ``saga_outbox.workflows``, ``saga_outbox.lambdas``).
+
+Names resolve lazily (PEP 562): importing the package does not start jsii.
 """
 
 from __future__ import annotations
 
-__all__ = ["build_app"]
+from typing import TYPE_CHECKING
 
+from saga_outbox._lazy import lazy_exports
 
-def build_app(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """Lazy alias of :func:`saga_outbox.cdk.app.build_app` (keeps ``import cdk`` free of jsii start-up)."""
-    from saga_outbox.cdk.app import build_app as _build_app
+if TYPE_CHECKING:
+    from saga_outbox.cdk.app import build_app
+    from saga_outbox.cdk.config import DeploymentConfig
+    from saga_outbox.cdk.construct import SagaOutbox
+    from saga_outbox.cdk.data import ExistingDatabase
 
-    return _build_app(*args, **kwargs)
+__all__ = ["DeploymentConfig", "ExistingDatabase", "SagaOutbox", "build_app"]
+
+_LAZY = {
+    "SagaOutbox": "saga_outbox.cdk.construct",
+    "ExistingDatabase": "saga_outbox.cdk.data",
+    "DeploymentConfig": "saga_outbox.cdk.config",
+    "build_app": "saga_outbox.cdk.app",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

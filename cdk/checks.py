@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,14 +54,22 @@ class SynthResult:
         return json.loads(path.read_text())
 
 
-def synthesize(outdir: str | Path, context: Mapping[str, Any] | None = None) -> SynthResult:
+def synthesize(
+    outdir: str | Path,
+    context: Mapping[str, Any] | None = None,
+    *,
+    build: Callable[..., tuple[Any, Any]] | None = None,
+) -> SynthResult:
     """Synthesize the app (offline: no asset bundling) with cdk-nag registered, and collect the
-    policy-validation findings instead of raising on them."""
+    policy-validation findings instead of raising on them.
+
+    ``build(outdir=..., context=...) -> (App, Stack)`` defaults to the orders example's
+    :func:`saga_outbox.cdk.app.build_app`; pass your own to check a stack of yours."""
     from saga_outbox.cdk.app import OFFLINE_CONTEXT, build_app
 
     started = time.perf_counter()
     outdir = Path(outdir)
-    app, stack = build_app(outdir=str(outdir), context={**OFFLINE_CONTEXT, **(context or {})})
+    app, stack = (build or build_app)(outdir=str(outdir), context={**OFFLINE_CONTEXT, **(context or {})})
     try:
         app.synth()
     except RuntimeError as exc:

@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["CONTEXT_DEFAULTS", "DeploymentConfig"]
+__all__ = ["CONTEXT_DEFAULTS", "RELAY_MODES", "DeploymentConfig"]
+
+RELAY_MODES = ("lambda", "fargate", "none")
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -41,6 +43,22 @@ class DeploymentConfig:
     database_name: str = "saga"
     service_name: str = "saga-outbox"
     metrics_namespace: str = "SagaOutbox"
+    #: where the relay runs: "lambda" (scheduled drain), "fargate" (LISTEN/NOTIFY service),
+    #: "none" (the app embeds it)
+    relay: str = "lambda"
+    #: Fargate relay: task count bounds and the outbox age (s) that adds a task
+    relay_min_tasks: int = 1
+    relay_max_tasks: int = 4
+    relay_scale_out_age_seconds: int = 30
+    #: database connections the functions may hold at once through RDS Proxy (see
+    #: saga_outbox.cdk.concurrency for the arithmetic); keep it below the proxy's share of
+    #: the cluster's max_connections (max_connections_percent=90)
+    connection_budget: int = 100
+    #: connections of that budget kept for the app's own functions (e.g. a command API)
+    app_connections: int = 10
+    #: reserved concurrency of steps / dispatcher; 0 = derived from connection_budget
+    steps_reserved_concurrency: int = 0
+    dispatcher_reserved_concurrency: int = 0
 
     def __post_init__(self) -> None:
         if not _STAGE.match(self.stage):
@@ -59,6 +77,23 @@ class DeploymentConfig:
             raise ValueError("max_receive_count must be 1..1000")
         if self.relay_reserved_concurrency < 0:
             raise ValueError("relay_reserved_concurrency must be >= 0 (0 = unreserved)")
+        if self.relay not in RELAY_MODES:
+            raise ValueError(f"relay must be one of {RELAY_MODES}, got {self.relay!r}")
+        if not (1 <= self.relay_min_tasks <= self.relay_max_tasks <= 100):
+            raise ValueError("need 1 <= relay_min_tasks <= relay_max_tasks <= 100")
+        if not (1 <= self.relay_scale_out_age_seconds < self.oldest_pending_alarm_seconds):
+            raise ValueError(
+                "relay_scale_out_age_seconds must be >= 1 and below oldest_pending_alarm_seconds"
+            )
+        if not (1 <= self.connection_budget <= 100_000):
+            raise ValueError("connection_budget must be 1..100000")
+        if not (0 <= self.app_connections < self.connection_budget):
+            raise ValueError("app_connections must be >= 0 and below connection_budget")
+        for name in ("steps_reserved_concurrency", "dispatcher_reserved_concurrency"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = derived from connection_budget)")
+        if not re.fullmatch(r"[A-Za-z0-9_./#:-]{1,255}", self.metrics_namespace):
+            raise ValueError(f"metrics_namespace looks wrong: {self.metrics_namespace!r}")
 
     @property
     def stack_name(self) -> str:

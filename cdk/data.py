@@ -1,18 +1,28 @@
-"""Aurora PostgreSQL Serverless v2 behind an RDS Proxy (IAM authentication, TLS required)."""
+"""Aurora PostgreSQL Serverless v2 behind an RDS Proxy (IAM authentication, TLS required), or
+the user's existing cluster/proxy (:class:`ExistingDatabase`).
+
+Both give the construct the same surface: ``proxy_endpoint``, ``secret``, ``database_name``,
+``client_security_group``, ``grant_connect(grantee)`` for the functions (through the proxy), and
+``cluster_host``/``cluster_port``/``allow_direct(peer)`` for the Fargate relay, whose LISTEN
+connection must reach the cluster itself (a LISTEN through RDS Proxy pins the session and can
+miss notifications)."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from saga_outbox.cdk.config import DeploymentConfig
 from saga_outbox.cdk.nag import acknowledge
 from saga_outbox.cdk.network import Network
 
-__all__ = ["Database"]
+__all__ = ["ADMIN_USER", "Database", "ExistingDatabase"]
 
 ADMIN_USER = "saga_admin"
 
@@ -107,6 +117,9 @@ class Database(Construct):
             max_connections_percent=90,
         )
         self.proxy_endpoint = self.proxy.endpoint
+        self.username = ADMIN_USER
+        self.cluster_host: str | None = self.cluster.cluster_endpoint.hostname
+        self.cluster_port = Token.as_string(self.cluster.cluster_endpoint.port)
 
         acknowledge(
             self.cluster,
@@ -120,3 +133,47 @@ class Database(Construct):
         self.proxy.grant_connect(grantee, ADMIN_USER)
         assert self.secret is not None
         self.secret.grant_read(grantee)
+
+    def allow_direct(self, peer: ec2.ISecurityGroup, description: str) -> None:
+        """Admit ``peer`` to the cluster port itself (the Fargate relay's LISTEN connection)."""
+        self.cluster_security_group.add_ingress_rule(peer, ec2.Port.tcp(5432), description)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingDatabase:
+    """Bring your own database: an RDS Proxy with IAM auth for ``username``, the secret whose
+    ``username`` (and, for the Fargate relay, ``password``) field the functions read, and the
+    security group the proxy admits (the functions join it). ``cluster`` is needed only for
+    ``relay="fargate"``: the relay connects to its endpoint, not to the proxy."""
+
+    proxy: rds.IDatabaseProxy
+    secret: secretsmanager.ISecret
+    client_security_group: ec2.ISecurityGroup
+    database_name: str = "saga"
+    username: str = ADMIN_USER
+    cluster: rds.IDatabaseCluster | None = None
+
+    def __post_init__(self) -> None:
+        if not self.database_name or not self.username:
+            raise ValueError("ExistingDatabase needs a database_name and a username")
+
+    @property
+    def proxy_endpoint(self) -> str:
+        return self.proxy.endpoint
+
+    @property
+    def cluster_host(self) -> str | None:
+        return self.cluster.cluster_endpoint.hostname if self.cluster is not None else None
+
+    @property
+    def cluster_port(self) -> str:
+        assert self.cluster is not None
+        return Token.as_string(self.cluster.cluster_endpoint.port)
+
+    def grant_connect(self, grantee: iam.IGrantable) -> None:
+        self.proxy.grant_connect(grantee, self.username)
+        self.secret.grant_read(grantee)
+
+    def allow_direct(self, peer: ec2.ISecurityGroup, description: str) -> None:
+        assert self.cluster is not None
+        self.cluster.connections.allow_default_port_from(peer, description)

@@ -1,13 +1,17 @@
-"""The four Lambda functions: least-privilege roles, X-Ray, the shared code asset and layers.
+"""The Lambda functions: least-privilege roles, X-Ray, the user's code asset and the layers.
 
-==============  ===================================  =======  ==========================================
-function        handler                              in VPC   trigger
-==============  ===================================  =======  ==========================================
-command_api     examples.orders.handler.handler  yes      Function URL (AWS_IAM auth)
+==============  ================================================  =======  ===============================
+function        handler                                           in VPC   trigger
+==============  ================================================  =======  ===============================
 relay           saga_outbox.lambdas.handlers.relay.handler        yes      EventBridge schedule
+                                                                           (only with relay="lambda")
 steps           saga_outbox.lambdas.handlers.steps.handler        yes      Step Functions (lambda:invoke)
 dispatcher      saga_outbox.lambdas.handlers.dispatcher.handler   no       SQS FIFO event source (batch 10)
-==============  ===================================  =======  ==========================================
+==============  ================================================  =======  ===============================
+
+Every function runs the user's code asset (``source_dir``) with the Powertools, dependencies
+and saga-outbox layers; :meth:`Functions.add_function` adds an app's own function (e.g. a
+command API) with the same packaging, role shape and database access.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from saga_outbox.cdk import packaging
+from saga_outbox.cdk.concurrency import ConcurrencyPlan
 from saga_outbox.cdk.config import DeploymentConfig
-from saga_outbox.cdk.data import Database
+from saga_outbox.cdk.data import Database, ExistingDatabase
 from saga_outbox.cdk.idempotency import IdempotencyStore
 from saga_outbox.cdk.messaging import Messaging
 from saga_outbox.cdk.nag import acknowledge
@@ -48,74 +53,64 @@ class Functions(Construct):
         config: DeploymentConfig,
         keys: EncryptionKey,
         network: Network,
-        database: Database,
+        database: Database | ExistingDatabase,
         messaging: Messaging,
         idempotency: IdempotencyStore,
         app_spec: str,
+        code: lambda_.Code,
+        concurrency: ConcurrencyPlan,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         self._keys = keys
         self._network = network
+        self._database = database
         self._app_spec = app_spec
-        self._code = packaging.code_asset()
-        self._layers = [
+        self._concurrency = concurrency
+        self.code = code
+        self.runtime_layer = packaging.runtime_layer(self, "SagaOutboxLayer")
+        self.layers: list[lambda_.ILayerVersion] = [
             packaging.powertools_layer(self, "PowertoolsLayer", version=config.powertools_layer_version),
             packaging.dependencies_layer(self, "DependenciesLayer", layer_arn=config.dependencies_layer_arn),
+            self.runtime_layer,
         ]
-        db_env = {
+        #: what a function needs to reach the database through the proxy (IAM auth)
+        self.database_environment: dict[str, str] = {
             "DATABASE_SECRET_ARN": database.secret.secret_arn if database.secret else "",
             "DATABASE_PROXY_ENDPOINT": database.proxy_endpoint,
             "DATABASE_NAME": database.database_name,
         }
         self.all: dict[str, lambda_.Function] = {}
 
-        self.command_api = self._function(
-            "CommandApi",
-            "command_api",
-            env={**db_env, "ALLOW_SIMULATION": "false"},
-            in_vpc=True,
-            client_sg=database.client_security_group,
-            handler="examples.orders.handler.handler",
-        )
-        database.grant_connect(self.command_api)
-        self.command_api_url = self.command_api.add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType.AWS_IAM
-        )
+        self.relay: lambda_.Function | None = None
+        self.relay_schedule: events.Rule | None = None
+        if config.relay == "lambda":
+            self.relay = self.add_function(
+                "Relay",
+                "relay",
+                environment={
+                    "QUEUE_URL": messaging.queue.queue_url,
+                    "RELAY_MAX_SECONDS": str(config.relay_max_seconds),
+                },
+                timeout=Duration.seconds(config.relay_max_seconds + 20),
+                reserved_concurrency=concurrency.relay,
+            )
+            messaging.grant_send(self.relay)
+            self.relay_schedule = events.Rule(
+                self,
+                "RelaySchedule",
+                description="Drain the transactional outbox into the SQS FIFO queue",
+                schedule=events.Schedule.rate(Duration.minutes(config.relay_schedule_minutes)),
+                targets=[targets.LambdaFunction(self.relay, retry_attempts=0)],
+            )
 
-        relay_timeout = Duration.seconds(config.relay_max_seconds + 20)
-        self.relay = self._function(
-            "Relay",
-            "relay",
-            env={
-                **db_env,
-                "QUEUE_URL": messaging.queue.queue_url,
-                "RELAY_MAX_SECONDS": str(config.relay_max_seconds),
-            },
-            in_vpc=True,
-            client_sg=database.client_security_group,
-            timeout=relay_timeout,
-            reserved_concurrency=config.relay_reserved_concurrency or None,
-        )
-        database.grant_connect(self.relay)
-        messaging.grant_send(self.relay)
-        self.relay_schedule = events.Rule(
-            self,
-            "RelaySchedule",
-            description="Drain the transactional outbox into the SQS FIFO queue",
-            schedule=events.Schedule.rate(Duration.minutes(config.relay_schedule_minutes)),
-            targets=[targets.LambdaFunction(self.relay, retry_attempts=0)],
-        )
-
-        self.steps = self._function(
+        self.steps = self.add_function(
             "Steps",
             "steps",
-            env={**db_env, "IDEMPOTENCY_TABLE": idempotency.table.table_name, "SAGA_OUTBOX_APP": app_spec},
-            in_vpc=True,
-            client_sg=database.client_security_group,
+            environment={"IDEMPOTENCY_TABLE": idempotency.table.table_name, "SAGA_OUTBOX_APP": app_spec},
             timeout=Duration.seconds(30),
+            reserved_concurrency=concurrency.steps,
         )
-        database.grant_connect(self.steps)
         idempotency.grant_use(self.steps)
         self.dispatcher: lambda_.Function | None = None
 
@@ -124,22 +119,65 @@ class Functions(Construct):
     ) -> lambda_.Function:
         """The SQS FIFO consumer that starts one execution per event (needs the state machines)."""
         arns = {name: sm.state_machine_arn for name, sm in state_machines.items()}
-        fn = self._function(
+        fn = self.add_function(
             "Dispatcher",
             "dispatcher",
-            env={
+            environment={
                 "STATE_MACHINE_ARNS": Stack.of(self).to_json_string(arns),
                 "SAGA_OUTBOX_APP": self._app_spec,
             },
-            in_vpc=False,
+            database=False,
             timeout=DISPATCHER_TIMEOUT,
+            reserved_concurrency=self._concurrency.dispatcher,
         )
         fn.add_event_source(
-            sources.SqsEventSource(messaging.queue, batch_size=10, report_batch_item_failures=True)
+            sources.SqsEventSource(
+                messaging.queue,
+                batch_size=10,
+                report_batch_item_failures=True,
+                # Lambda stops polling at this concurrency instead of invoking a throttled
+                # function (whose messages would count receives towards the DLQ).
+                max_concurrency=self._concurrency.dispatcher,
+            )
         )
         for sm in state_machines.values():
             sm.grant_start_execution(fn)
         self.dispatcher = fn
+        return fn
+
+    def add_function(
+        self,
+        construct_id: str,
+        name: str,
+        *,
+        handler: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        database: bool = True,
+        timeout: Duration = DEFAULT_TIMEOUT,
+        reserved_concurrency: int | None = None,
+        memory_size: int = 512,
+    ) -> lambda_.Function:
+        """A function on the user's code and the layers, with its own log group and role.
+
+        ``database=True`` puts it in the VPC with the database client security group, the
+        proxy environment and ``rds-db:connect``; ``handler`` defaults to saga-outbox's
+        ``saga_outbox.lambdas.handlers.<name>.handler``."""
+        if name in self.all:
+            raise ValueError(f"a function named {name!r} already exists: {sorted(self.all)}")
+        env = {**(self.database_environment if database else {}), **(environment or {})}
+        fn = self._function(
+            construct_id,
+            name,
+            env=env,
+            in_vpc=database,
+            client_sg=self._database.client_security_group if database else None,
+            timeout=timeout,
+            reserved_concurrency=reserved_concurrency,
+            handler=handler,
+            memory_size=memory_size,
+        )
+        if database:
+            self._database.grant_connect(fn)
         return fn
 
     # -- helpers -------------------------------------------------------------------------------
@@ -154,6 +192,7 @@ class Functions(Construct):
         timeout: Duration = DEFAULT_TIMEOUT,
         reserved_concurrency: int | None = None,
         handler: str | None = None,
+        memory_size: int = 512,
     ) -> lambda_.Function:
         log_group = self._keys.log_group(self, f"{construct_id}Logs")
         role = iam.Role(
@@ -209,12 +248,12 @@ class Functions(Construct):
             description=f"saga-outbox {module}",
             runtime=packaging.RUNTIME,
             architecture=packaging.ARCHITECTURE,
-            code=self._code,
+            code=self.code,
             handler=handler or f"saga_outbox.lambdas.handlers.{module}.handler",
-            layers=self._layers,
+            layers=self.layers,
             role=role,
             log_group=log_group,
-            memory_size=512,
+            memory_size=memory_size,
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency,

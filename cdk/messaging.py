@@ -1,9 +1,11 @@
-"""SQS FIFO queue (the relay's target, the dispatcher's source) and its FIFO dead-letter queue."""
+"""SQS FIFO queue (the relay's target, the dispatcher's source) and its FIFO dead-letter queue,
+or the user's own FIFO queue (its DLQ is then whatever the user configured)."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -28,8 +30,21 @@ class Messaging(Construct):
         max_receive_count: int,
         high_throughput: bool,
         visibility_timeout: Duration,
+        queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if queue is not None:
+            if not queue.fifo:
+                raise ValueError(
+                    f"queue {queue.node.path} is not a FIFO queue: the relay needs per-aggregate order "
+                    "and MessageDeduplicationId (SQS FIFO)"
+                )
+            self.queue: sqs.IQueue = queue
+            dlq = getattr(queue, "dead_letter_queue", None)
+            #: None when the given queue's DLQ is unknown here (imported queue): no DLQ alarm then
+            self.dead_letter_queue: sqs.IQueue | None = dlq.queue if dlq is not None else None
+            self._key: kms.IKey | None = queue.encryption_master_key
+            return
         throughput: dict[str, object] = {}
         if high_throughput:
             throughput = {
@@ -72,6 +87,9 @@ class Messaging(Construct):
             actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
             resource_arns=[self.queue.queue_arn],
         )
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["kms:GenerateDataKey", "kms:Decrypt"], resource_arns=[self._key.key_arn]
-        )
+        if self._key is not None:
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resource_arns=[self._key.key_arn],
+            )

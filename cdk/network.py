@@ -1,5 +1,6 @@
 """VPC: isolated subnets for the database and the VPC-attached functions, optional NAT, flow logs,
-and the VPC endpoints the functions need when there is no NAT."""
+and the VPC endpoints the functions need when there is no NAT. Or the user's own VPC, which
+is used as given (its endpoints, NAT and flow logs are the user's)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,32 @@ VPC_CIDR = "10.40.0.0/16"
 
 
 class Network(Construct):
+    """:attr:`vpc`, :attr:`app_subnets` (functions, relay tasks) and :attr:`data_subnets`.
+
+    ``container_endpoints`` adds what a Fargate task in isolated subnets needs to start (ECR API
+    and registry, CloudWatch Logs, the S3 gateway for image layers)."""
+
     def __init__(
-        self, scope: Construct, construct_id: str, *, nat_gateways: int, keys: EncryptionKey
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        nat_gateways: int,
+        keys: EncryptionKey,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        container_endpoints: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.owned = vpc is None
+        if vpc is not None:
+            self.vpc: ec2.IVpc = vpc
+            # A user's VPC: its private subnets by default (egress or endpoints are theirs).
+            self.app_subnets = vpc_subnets or ec2.SubnetSelection(
+                subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+            )
+            self.data_subnets = self.app_subnets
+            return
         subnets = [
             ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)
         ]
@@ -67,11 +90,22 @@ class Network(Construct):
                 allow_all_outbound=False,
             )
             endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(443), "HTTPS from the VPC")
-            for name, service in (
+            services = [
                 ("SqsEndpoint", ec2.InterfaceVpcEndpointAwsService.SQS),
                 ("SecretsManagerEndpoint", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
                 ("MonitoringEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
-            ):
+            ]
+            if container_endpoints:
+                services += [
+                    ("EcrApiEndpoint", ec2.InterfaceVpcEndpointAwsService.ECR),
+                    ("EcrDockerEndpoint", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+                    ("LogsEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+                ]
+                # ECR serves image layers from S3.
+                self.vpc.add_gateway_endpoint(
+                    "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.app_subnets]
+                )
+            for name, service in services:
                 self.vpc.add_interface_endpoint(
                     name,
                     service=service,

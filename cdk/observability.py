@@ -18,7 +18,7 @@ from saga_outbox.cdk.config import DeploymentConfig
 from saga_outbox.cdk.messaging import Messaging
 from saga_outbox.cdk.security import EncryptionKey
 
-__all__ = ["RELAY_METRICS_SERVICE", "Observability"]
+__all__ = ["RELAY_METRICS_SERVICE", "Observability", "oldest_pending_metric"]
 
 # The relay's Powertools Metrics are created with service="relay" (lambdas/handlers/relay.py),
 # which becomes the "service" dimension of every metric it publishes.
@@ -26,6 +26,18 @@ RELAY_METRICS_SERVICE = "relay"
 
 GT = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
 GTE = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+
+
+def oldest_pending_metric(namespace: str) -> cw.Metric:
+    """The relay's ``OldestPendingAgeSeconds`` gauge (Maximum per minute): the alarm and the
+    Fargate relay's scaling policy watch the same metric."""
+    return cw.Metric(
+        namespace=namespace,
+        metric_name="OldestPendingAgeSeconds",
+        dimensions_map={"service": RELAY_METRICS_SERVICE},
+        statistic="Maximum",
+        period=Duration.minutes(1),
+    )
 
 
 class Observability(Construct):
@@ -54,9 +66,10 @@ class Observability(Construct):
         state_machine_kinds: Mapping[str, str],
         state_machine_logs: Mapping[str, logs.ILogGroup],
         functions: Mapping[str, lambda_.IFunction],
+        topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
+        self.topic: sns.ITopic = topic or sns.Topic(
             self, "AlarmTopic", display_name="saga-outbox alarms", master_key=keys.key, enforce_ssl=True
         )
         if config.alarm_email:
@@ -64,13 +77,7 @@ class Observability(Construct):
         self.alarms: dict[str, cw.Alarm] = {}
         ns = config.metrics_namespace
 
-        oldest = cw.Metric(
-            namespace=ns,
-            metric_name="OldestPendingAgeSeconds",
-            dimensions_map={"service": RELAY_METRICS_SERVICE},
-            statistic="Maximum",
-            period=Duration.minutes(1),
-        )
+        oldest = oldest_pending_metric(ns)
         self._alarm(
             "OldestPendingAge",
             oldest,
@@ -78,16 +85,20 @@ class Observability(Construct):
             evaluation_periods=3,
             description="Oldest unpublished outbox row too old: the relay is behind, failing or not running.",
         )
-        dlq_depth = messaging.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic="Maximum"
-        )
-        self._alarm(
-            "DeadLetterQueueDepth",
-            dlq_depth,
-            threshold=0,
-            comparison=GT,
-            description="Events reached the DLQ after maxReceiveCount failed deliveries to the dispatcher.",
-        )
+        dlq_depth: list[cw.IMetric] = []
+        if messaging.dead_letter_queue is not None:  # unknown for an imported queue
+            dlq_depth.append(
+                messaging.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                )
+            )
+            self._alarm(
+                "DeadLetterQueueDepth",
+                dlq_depth[0],
+                threshold=0,
+                comparison=GT,
+                description="Events reached the DLQ after maxReceiveCount failed dispatcher deliveries.",
+            )
 
         compensation_metric: cw.IMetric | None = None
         for name, sm in state_machines.items():
@@ -132,20 +143,9 @@ class Observability(Construct):
             )
 
         for name, fn in functions.items():
-            title = "".join(w.capitalize() for w in name.split("_"))
-            self._alarm(
-                f"{title}Errors",
-                fn.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=1,
-                description=f"{name} function errors.",
-            )
-            self._alarm(
-                f"{title}Throttles",
-                fn.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
-                threshold=1,
-                description=f"{name} function throttled.",
-            )
+            self.alarm_function(name, fn)
 
+        self.oldest_pending_age = oldest
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"saga-outbox-{config.stage}")
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Outbox: oldest pending age (s)", left=[oldest], width=12),
@@ -155,7 +155,7 @@ class Observability(Construct):
                     messaging.queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
                     messaging.queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1)),
                 ],
-                right=[dlq_depth],
+                right=dlq_depth,
                 width=12,
             ),
         )
@@ -190,6 +190,22 @@ class Observability(Construct):
                 width=12,
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),
+        )
+
+    def alarm_function(self, name: str, fn: lambda_.IFunction) -> None:
+        """``<Function>Errors`` and ``<Function>Throttles`` (also for functions added later)."""
+        title = "".join(w.capitalize() for w in name.split("_"))
+        self._alarm(
+            f"{title}Errors",
+            fn.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            description=f"{name} function errors.",
+        )
+        self._alarm(
+            f"{title}Throttles",
+            fn.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            description=f"{name} function throttled.",
         )
 
     def _alarm(

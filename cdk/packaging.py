@@ -1,7 +1,11 @@
 """How code and dependencies reach the functions (no Docker needed).
 
-* **Code**: one asset holding the run-time packages ``outbox_relay``, ``saga_outbox.workflows``
-  and ``saga_outbox.lambdas`` in their import layout (shared by all functions, so one upload).
+* **The user's code**: one asset of their ``source_dir`` (minus :data:`DEFAULT_EXCLUDES`),
+  shared by all functions, so one upload; the handlers import the app from it
+  (``SAGA_OUTBOX_APP``).
+* **saga-outbox itself**: a layer (``python/`` prefix, so it lands on ``/opt/python``) holding the
+  run-time packages ``outbox_relay``, the ``saga_outbox`` facade, ``saga_outbox.workflows`` and
+  ``saga_outbox.lambdas`` in their import layout. It needs no bundling, so it exists offline too.
 * **Powertools**: the public AWS layer ``AWSLambdaPowertoolsPythonV3-<python>-arm64:<version>``.
 * **Other dependencies** (SQLAlchemy, psycopg binary, from ``cdk/layer/requirements.txt``):
   either an existing layer (context ``dependencies_layer_arn``) or a layer the CDK builds at
@@ -18,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jsii
@@ -27,12 +32,15 @@ from constructs import Construct
 
 __all__ = [
     "ARCHITECTURE",
+    "DEFAULT_EXCLUDES",
     "RUNTIME",
     "RUNTIME_PACKAGES",
-    "code_asset",
     "dependencies_layer",
     "powertools_layer",
+    "runtime_layer",
     "stage_runtime_packages",
+    "staged_directory",
+    "user_code",
 ]
 
 LAYER_DIR = Path(__file__).resolve().parent / "layer"
@@ -45,6 +53,25 @@ POWERTOOLS_ACCOUNT = "017000801446"
 #: the inspector never run in Lambda and stay out of the asset
 RUNTIME_PACKAGES = ("outbox_relay", "saga_outbox.workflows", "saga_outbox.lambdas")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+#: never part of a user's code asset: environments, build output, VCS, caches, tests
+DEFAULT_EXCLUDES = (
+    ".venv",
+    "venv",
+    ".env",
+    "cdk.out",
+    "**/__pycache__",
+    "*.pyc",
+    ".git",
+    ".hg",
+    "tests",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
+    "*.egg-info",
+)
 
 
 def _package_dir(name: str) -> Path:
@@ -59,17 +86,14 @@ def stage_runtime_packages(target: Path) -> Path:
     (``saga_outbox/lambdas/...``, ``outbox_relay/...``), whatever folders they live in here."""
     facade = _package_dir("saga_outbox")
     (target / "saga_outbox").mkdir(parents=True, exist_ok=True)
-    for module in ("__init__.py", "_errors.py"):
-        shutil.copy2(facade / module, target / "saga_outbox" / module)
+    # The facade's own modules (app object, discovery, error root); in an installed wheel its
+    # folder also holds the cdk/local/inspector sub-packages, which never run in Lambda.
+    for module in sorted(facade.glob("*.py")):
+        shutil.copy2(module, target / "saga_outbox" / module.name)
     for name in RUNTIME_PACKAGES:
         shutil.copytree(
             _package_dir(name), target.joinpath(*name.split(".")), ignore=_SKIP, dirs_exist_ok=True
         )
-    # TODO(construct): the user's code becomes its own asset (source_dir); until then the
-    # example app rides along with the package code.
-    examples = Path(__file__).resolve().parent.parent / "examples"
-    if examples.is_dir():
-        shutil.copytree(examples, target / "examples", ignore=_SKIP, dirs_exist_ok=True)
     return target
 
 
@@ -81,18 +105,37 @@ def _tree_digest(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_asset() -> lambda_.Code:
-    """One asset with the run-time packages, shared by every function (one upload).
-
-    Staged under the temp folder by content hash, so two synths of the same code produce the
-    same asset path and hash."""
-    with tempfile.TemporaryDirectory(prefix="saga-outbox-stage-") as scratch:
-        staged = stage_runtime_packages(Path(scratch))
-        final = Path(tempfile.gettempdir()) / "saga-outbox-assets" / _tree_digest(staged)
+def staged_directory(kind: str, fill: Callable[[Path], object]) -> Path:
+    """A directory filled by ``fill(path)``, kept under the temp folder by content hash, so two
+    synths of the same content produce the same asset path and hash (and the staging is cheap)."""
+    with tempfile.TemporaryDirectory(prefix=f"saga-outbox-{kind}-") as scratch:
+        fill(Path(scratch))
+        final = Path(tempfile.gettempdir()) / "saga-outbox-assets" / f"{kind}-{_tree_digest(Path(scratch))}"
         if not final.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(staged, final, dirs_exist_ok=True)
-    return lambda_.Code.from_asset(str(final))
+            shutil.copytree(scratch, final, dirs_exist_ok=True)
+    return final
+
+
+def runtime_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersion:
+    """saga-outbox's run-time packages as a layer (``python/...`` lands on ``/opt/python``)."""
+    staged = staged_directory("layer", lambda root: stage_runtime_packages(root / "python"))
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        description="saga-outbox runtime (outbox_relay, saga_outbox workflows and handlers)",
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURE],
+        code=lambda_.Code.from_asset(str(staged)),
+    )
+
+
+def user_code(source_dir: str | Path, *, exclude: Sequence[str] | None = None) -> lambda_.Code:
+    """The user's ``source_dir`` as one asset, minus :data:`DEFAULT_EXCLUDES` and ``exclude``."""
+    root = Path(source_dir).resolve()
+    if not root.is_dir():
+        raise ValueError(f"source_dir {str(source_dir)!r} is not a directory")
+    return lambda_.Code.from_asset(str(root), exclude=[*DEFAULT_EXCLUDES, *(exclude or ())])
 
 
 def _python_tag() -> str:

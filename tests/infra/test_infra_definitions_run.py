@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from examples.orders.app import create_app
 from examples.orders.audit import audit_run
 from examples.orders.commands import place_order
 from saga_outbox.cdk.orchestration import placeholder
 from saga_outbox.local.runtime import LocalOptions, LocalRuntime
-from saga_outbox.workflows import all_workflows
 
 pytestmark = pytest.mark.infra
 
@@ -47,13 +47,13 @@ SCENARIOS: dict[str, tuple[dict[str, bool], list[str], str]] = {
 }
 
 
-def _template_definitions(resources: Any, function_arn: Any) -> dict[str, str]:
+def _template_definitions(resources: Any, function_arn: Any, workflows: Any) -> dict[str, str]:
     machines = {
         r["Properties"].get("StateMachineName", k): r["Properties"]
         for k, r in resources("AWS::StepFunctions::StateMachine").items()
     }
     out: dict[str, str] = {}
-    for wf in all_workflows():
+    for wf in workflows:
         [props] = [p for name, p in machines.items() if wf.name in name]
         text = props["DefinitionString"]
         out[wf.name] = text.replace("${" + placeholder(wf.function) + "}", function_arn(wf.function))
@@ -66,16 +66,12 @@ def _tasks_entered(sfn: Any, arn: str) -> list[str]:
 
 
 def test_template_definitions_run_every_saga_path(resources, database_url, aws_env):
-    probe = LocalRuntime(LocalOptions())
-    definitions = _template_definitions(resources, probe.function_arn)
+    app = create_app(schema="tpl_orders")
+    probe = LocalRuntime(app, LocalOptions())
+    definitions = _template_definitions(resources, probe.function_arn, app.workflows)
     assert json.loads(definitions["OrderSaga"])["StartAt"]
     runtime = LocalRuntime(
-        LocalOptions(
-            database_url=database_url,
-            outbox_schema="tpl_outbox",
-            orders_schema="tpl_orders",
-            definitions=definitions,
-        )
+        app, LocalOptions(database_url=database_url, outbox_schema="tpl_outbox", definitions=definitions)
     )
     runtime.start()
     try:

@@ -113,14 +113,41 @@ def test_cfn_lint_zero_findings(synth, variant) -> None:
 
 def test_prebuilt_dependencies_layer_replaces_the_bundled_one(variant) -> None:
     resources = variant.template()["Resources"]
-    assert not [r for r in resources.values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    built = [r for r in resources.values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    # only saga-outbox's own layer is built; it needs no bundling
+    assert [r["Properties"]["Description"][:19] for r in built] == ["saga-outbox runtime"]
     layers = [
         r["Properties"]["Layers"]
         for r in resources.values()
         if r["Type"] == "AWS::Lambda::Function"
         and r["Properties"].get("Handler", "").startswith("saga_outbox.lambdas.")
     ]
+    assert layers
     assert all("arn:aws:lambda:us-east-1:123456789012:layer:saga-deps:3" in ls for ls in layers)
+
+
+def test_custom_metrics_namespace_is_emitted_where_the_alarms_watch(variant) -> None:
+    """metrics_namespace reaches the functions as POWERTOOLS_METRICS_NAMESPACE and the alarms
+    watch the same namespace (the handlers' Metrics read the variable, tests/unit checks it)."""
+    resources = variant.template()["Resources"]
+    envs = [
+        r["Properties"]["Environment"]["Variables"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler", "").startswith("saga_outbox.lambdas.")
+    ]
+    assert {e["POWERTOOLS_METRICS_NAMESPACE"] for e in envs} == {"Shop/Sagas"}
+    custom = {
+        r["Properties"]["MetricName"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "Shop/Sagas"
+    }
+    assert custom == {"OldestPendingAgeSeconds", "CompensationFailed"}
+    assert not [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "SagaOutbox"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -131,6 +158,9 @@ def test_prebuilt_dependencies_layer_replaces_the_bundled_one(variant) -> None:
         ({"nat_gateways": "7"}, "nat_gateways"),
         ({"deletion_protection": "maybe"}, "boolean"),
         ({"account": "12"}, "account"),
+        ({"relay": "cron"}, "relay"),
+        ({"connection_budget": "0"}, "connection_budget"),
+        ({"relay_min_tasks": "3", "relay_max_tasks": "2"}, "relay_min_tasks"),
     ],
 )
 def test_context_is_validated(context, message) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from examples.orders.app import app as orders_app
 from saga_outbox.cdk.orchestration import placeholder
-from saga_outbox.workflows import WorkflowKind, all_workflows, compile_definition
+from saga_outbox.workflows import WorkflowKind, compile_definition
 
 pytestmark = pytest.mark.infra
 
@@ -28,6 +30,10 @@ HANDLERS = {
     "saga_outbox.lambdas.handlers.dispatcher.handler": {"STATE_MACHINE_ARNS"},
 }
 COMMON_ENV = {"OUTBOX_SCHEMA", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+
+
+def all_workflows():
+    return orders_app.workflows
 
 
 def _state_machines(resources) -> dict[str, dict]:
@@ -100,7 +106,7 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
     ours = {
         r["Properties"]["Handler"]: r["Properties"]
         for r in resources("AWS::Lambda::Function").values()
-        if r["Properties"].get("Handler", "").startswith("saga_outbox.lambdas.handlers.")
+        if r["Properties"].get("Handler", "") in HANDLERS
     }
     assert set(ours) == set(HANDLERS)
     latest = _latest_python()
@@ -111,6 +117,7 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
         env = set(props["Environment"]["Variables"])
         assert COMMON_ENV | HANDLERS[handler] <= env, handler
         assert any("AWSLambdaPowertoolsPythonV3-python314-arm64" in str(layer) for layer in props["Layers"])
+        assert len(props["Layers"]) == 3, handler  # Powertools, dependencies, saga-outbox
     in_vpc = {h for h, p in ours.items() if "VpcConfig" in p}
     assert in_vpc == set(HANDLERS) - {"saga_outbox.lambdas.handlers.dispatcher.handler"}
     assert ours["saga_outbox.lambdas.handlers.relay.handler"]["ReservedConcurrentExecutions"] == 1
@@ -118,6 +125,22 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
         ours["saga_outbox.lambdas.handlers.relay.handler"]["Environment"]["Variables"]["RELAY_MAX_SECONDS"]
         == "50"
     )
+    for generic in ("steps", "dispatcher"):
+        env = ours[f"saga_outbox.lambdas.handlers.{generic}.handler"]["Environment"]["Variables"]
+        assert env["SAGA_OUTBOX_APP"] == "examples.orders.app:app"
+
+
+def test_reserved_concurrency_fits_the_connection_budget(resources) -> None:
+    """Defaults: budget 100, 10 for the app's own functions, relay 1 x 3 connections ->
+    steps (100 - 10 - 3) // 3 = 29, dispatcher max(2, 29 // 10) = 2 (= the event source's cap)."""
+    by_handler = {
+        r["Properties"].get("Handler"): r["Properties"] for r in resources("AWS::Lambda::Function").values()
+    }
+    assert by_handler["saga_outbox.lambdas.handlers.steps.handler"]["ReservedConcurrentExecutions"] == 29
+    assert by_handler["saga_outbox.lambdas.handlers.dispatcher.handler"]["ReservedConcurrentExecutions"] == 2
+    [mapping] = resources("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert "ReservedConcurrentExecutions" not in by_handler["examples.orders.handler.handler"]
 
 
 def test_dispatcher_sqs_source_batch_10_with_partial_failures(template: Template) -> None:
@@ -137,22 +160,35 @@ def test_command_api_function_url_requires_iam(template: Template) -> None:
     template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "AWS_IAM"})
 
 
-def test_code_asset_holds_only_the_runtime_packages(synth) -> None:
-    handler_assets = [
-        p for p in synth.outdir.glob("asset.*") if p.is_dir() and (p / "saga_outbox" / "lambdas").is_dir()
-    ]
-    assert len(handler_assets) == 1
-    asset = handler_assets[0]
-    assert {p.name for p in asset.iterdir()} == {"outbox_relay", "saga_outbox"}
-    # the import layout, not the repository's: no CDK, local runtime or inspector in Lambda
-    assert {p.name for p in (asset / "saga_outbox").iterdir()} == {
-        "__init__.py",
-        "_errors.py",
-        "workflows",
-        "lambdas",
+def _asset_dir(synth, code: dict) -> Path:
+    key = code["S3Key"]["Fn::Sub"] if isinstance(code["S3Key"], dict) else code["S3Key"]
+    return synth.outdir / f"asset.{key.split('.')[0]}"
+
+
+def test_code_asset_is_the_example_and_the_layer_holds_saga_outbox(synth, resources) -> None:
+    """The functions' code is the example's source_dir (only examples/); saga-outbox itself comes
+    from a layer in the import layout under python/ (no CDK, local runtime or inspector)."""
+    codes = {
+        json.dumps(r["Properties"]["Code"], sort_keys=True)
+        for r in resources("AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") in HANDLERS
     }
-    assert (asset / "saga_outbox" / "lambdas" / "handlers" / "steps.py").is_file()
-    assert not list(asset.rglob("__pycache__"))
+    assert len(codes) == 1  # one upload shared by every function
+    code_dir = _asset_dir(synth, json.loads(codes.pop()))
+    assert {p.name for p in code_dir.iterdir()} == {"examples"}
+    assert (code_dir / "examples" / "orders" / "app.py").is_file()
+
+    layers = [r["Properties"] for r in resources("AWS::Lambda::LayerVersion").values()]
+    [runtime] = [p for p in layers if p["Description"].startswith("saga-outbox runtime")]
+    layer_dir = _asset_dir(synth, runtime["Content"])
+    assert {p.name for p in layer_dir.iterdir()} == {"python"}
+    site = layer_dir / "python"
+    assert {p.name for p in site.iterdir()} == {"outbox_relay", "saga_outbox"}
+    packages = {p.name for p in (site / "saga_outbox").iterdir() if p.is_dir()}
+    assert packages == {"workflows", "lambdas"}
+    assert (site / "saga_outbox" / "_app.py").is_file()
+    assert (site / "saga_outbox" / "lambdas" / "handlers" / "steps.py").is_file()
+    assert not list(layer_dir.rglob("__pycache__")) and not list(code_dir.rglob("__pycache__"))
 
 
 def test_no_aws_managed_policies_on_our_roles(resources) -> None:
@@ -182,6 +218,9 @@ WILDCARD_ONLY_ACTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # the Fargate relay: metrics (namespace-conditioned) and image pull
+    "cloudwatch:PutMetricData",
+    "ecr:GetAuthorizationToken",
 }
 
 
