@@ -124,8 +124,8 @@ class Database(Construct):
         acknowledge(
             self.cluster,
             "AwsSolutions-RDS11",
-            "Clients never reach the cluster port: they connect to the RDS Proxy, which always listens on "
-            "5432 for PostgreSQL, and the cluster security group admits only the proxy.",
+            "The cluster security group admits only the RDS Proxy (which always listens on 5432 for "
+            "PostgreSQL) and, with relay='fargate', the relay tasks; a non-default port adds nothing.",
         )
 
     def grant_connect(self, grantee: iam.IGrantable) -> None:
