@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from saga_outbox._tables import format_table
+
 
 @dataclass(frozen=True)
 class Target:
@@ -89,14 +91,13 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"{'figure':<44} {'value':>12} {'target':>10}  result", "-" * 76]
+    targets = []
     for t in TARGETS:
         entry = result.get(t.key) or {}
         value = entry.get("value")
         shown = "n/a" if value is None else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}")
         verdict = {True: "PASS", False: "MISS", None: "n/a"}[entry.get("pass")]
-        lines.append(f"{t.label:<44} {shown:>12} {t.op + ' ' + format(t.bound, 'g'):>10}  {verdict}")
-    lines.append("-" * 76)
+        targets.append((t.label, shown, f"{t.op} {t.bound:g}", verdict))
     raw = result.get("raw", {})
     details = [
         ("raw SQL ceiling rows/s", _get(raw, "raw_sql", "rows_per_s")),
@@ -112,13 +113,18 @@ def table(result: dict[str, Any]) -> str:
         ("dispatcher StartExecution/s (quota)", _get(raw, "dispatcher", "start_execution_per_s")),
         ("dispatcher StartExecution/s (no quota)", _get(raw, "dispatcher", "unthrottled_per_s")),
     ]
-    for label, value in details:
-        shown = "n/a" if value is None else (value if isinstance(value, str) else f"{value:,.0f}")
-        lines.append(f"{label:<44} {shown:>12}")
-    lines.append(
-        f"cpu_count={result.get('cpu_count')}  quick={result.get('quick')}  {result.get('timestamp')}"
+    measured = [
+        (label, "n/a" if value is None else (value if isinstance(value, str) else f"{value:,.0f}"))
+        for label, value in details
+    ]
+    return "\n".join(
+        [
+            format_table(["figure", "value", "target", "result"], targets, align="<><<"),
+            "",
+            format_table(["measured", "value"], measured, align="<>"),
+            f"cpu_count={result.get('cpu_count')}  quick={result.get('quick')}  {result.get('timestamp')}",
+        ]
     )
-    return "\n".join(lines)
 
 
 def _lat(raw: dict[str, Any], key: str) -> str | None:

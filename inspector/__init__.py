@@ -2,6 +2,8 @@
 including saga compensations, the saga's outcome, the path taken, the events table, console
 links, a CLI and a page. It reads the compiler's own state names and Payload, never guesses."""
 
+from saga_outbox.workflows.links import console_execution_url, console_state_machine_url, is_real_aws_endpoint
+
 from .errors import (
     ExecutionNotFound,
     InspectorAWSError,
@@ -12,7 +14,6 @@ from .errors import (
 from .graph import GraphEdge, GraphNode, StateGraph, parse_definition
 from .history import EventRow, StateRun, parse_history
 from .inspector import ExecutionInspector, ExecutionSummary, StateMachineSummary
-from .links import console_execution_url, console_state_machine_url, is_real_aws_endpoint
 from .report import ExecutionReport, Outcome, StateReport, build_report
 from .server import InspectorServer, serve_inspector
 

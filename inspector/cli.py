@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from saga_outbox._errors import Error
+from saga_outbox._tables import format_table as _format_table
 
 from .history import EventRow
 from .inspector import EXECUTION_STATUSES, SAGA_OUTCOMES, ExecutionInspector, default_region
@@ -29,15 +30,7 @@ def _one_line(value: Any, limit: int = _CELL_MAX) -> str:
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns separated by two spaces, a dashed rule under the headers."""
-    cells = [[_one_line(c, 10_000) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
-    return "\n".join(lines)
+    return _format_table(headers, [[_one_line(c, 10_000) for c in row] for row in rows])
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

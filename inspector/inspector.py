@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from saga_outbox.workflows.links import console_execution_url, is_real_aws_endpoint
+
 from .errors import InspectorError, StateMachineNotFound, translate
 from .graph import StateGraph, is_saga_definition, parse_definition
 from .history import EventRow, entered_states, iso, parse_history
-from .links import console_execution_url, is_real_aws_endpoint
 from .report import ExecutionReport, build_report, outcome_of_saga
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from outbox_relay import OutboxEnvelope
 from saga_outbox.workflows.definition import WorkflowKind
+from saga_outbox.workflows.links import console_execution_url
 from saga_outbox.workflows.naming import execution_name
 
 from .exceptions import ConfigurationError, DispatchFailed
@@ -34,7 +35,7 @@ from .exceptions import ConfigurationError, DispatchFailed
 if TYPE_CHECKING:
     from saga_outbox._app import SagaApp
 
-__all__ = ["Dispatcher", "Route", "StartedExecution", "build_routes", "console_url"]
+__all__ = ["Dispatcher", "Route", "StartedExecution", "build_routes"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class StartedExecution:
     name: str
     execution_arn: str
     already_existed: bool
-    console_url: str
+    console_url: str | None
 
 
 def build_routes(app: SagaApp, state_machine_arns: Mapping[str, str]) -> dict[str, list[Route]]:
@@ -74,15 +75,6 @@ def build_routes(app: SagaApp, state_machine_arns: Mapping[str, str]) -> dict[st
     return table
 
 
-def console_url(execution_arn: str) -> str:
-    """Deep link to the execution in the Step Functions console."""
-    region = execution_arn.split(":")[3]
-    return (
-        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
-        f"#/v2/executions/details/{execution_arn}"
-    )
-
-
 def _execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
@@ -101,10 +93,6 @@ class Dispatcher:
         self._sfn = sfn_client
         self._routes = {k: list(v) for k, v in routes.items()}
         self._log = logger or _log
-
-    @property
-    def event_types(self) -> list[str]:
-        return sorted(self._routes)
 
     def dispatch(self, envelope: OutboxEnvelope) -> list[StartedExecution]:
         routes = self._routes.get(envelope.event_type)
@@ -144,7 +132,10 @@ class Dispatcher:
                 f"StartExecution {route.workflow} for event {envelope.event_id} failed: {exc}; "
                 "the message will be redelivered"
             ) from exc
-        link = console_url(arn)
+        try:
+            link: str | None = console_execution_url(arn)
+        except ValueError:  # a partition without a public console (aws-iso*): no link
+            link = None
         self._log.info(
             "execution already started for this event" if already else "execution started",
             extra={**extra, "execution_arn": arn, "console_url": link, "already_existed": already},

@@ -15,6 +15,7 @@ from saga_outbox._lazy import lazy_exports
 from saga_outbox.local.lambda_bridge import LocalLambdaContext, bridge_lambda, lambda_bridge
 
 if TYPE_CHECKING:
+    from saga_outbox._tables import format_pairs
     from saga_outbox.local.run import ExecutionReport, RunReport, run_event, run_in
     from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
@@ -25,6 +26,7 @@ __all__ = [
     "LocalRuntime",
     "RunReport",
     "bridge_lambda",
+    "format_pairs",
     "lambda_bridge",
     "run_event",
     "run_in",
@@ -36,6 +38,7 @@ _LAZY = {
     "run_event": "saga_outbox.local.run",
     "run_in": "saga_outbox.local.run",
     "LocalOptions": "saga_outbox.local.runtime",
+    "format_pairs": "saga_outbox._tables",
     "LocalRuntime": "saga_outbox.local.runtime",
 }
 

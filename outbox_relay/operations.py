@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from .db import translate
 from .schema import DEFAULT_SCHEMA, check_schema
+from .store import oldest_pending_age
 
 __all__ = ["OutboxStatus", "outbox_status", "purge_published", "retry_dead"]
 
@@ -40,10 +41,7 @@ def outbox_status(
             counts: dict[str, int] = dict(
                 conn.exec_driver_sql(f'SELECT state, count(*) FROM "{s}".outbox GROUP BY state').all()
             )
-            age = conn.exec_driver_sql(
-                f'SELECT extract(epoch FROM now() - min(created_at)) FROM "{s}".outbox'
-                " WHERE state = 'pending'"
-            ).scalar()
+            age = oldest_pending_age(conn, s)
             stalled = (
                 conn.exec_driver_sql(
                     f"""SELECT aggregate_type, aggregate_key, event_id::text, attempts, last_error,
@@ -64,7 +62,7 @@ def outbox_status(
         pending=int(counts.get("pending", 0)),
         published=int(counts.get("published", 0)),
         dead=int(counts.get("dead", 0)),
-        oldest_pending_age_seconds=float(age or 0.0),
+        oldest_pending_age_seconds=age,
         stalled_groups=[
             {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in stalled
         ],

@@ -51,8 +51,20 @@ def outbox_table(schema: str = DEFAULT_SCHEMA, metadata: sa.MetaData | None = No
         sa.Column("lease_owner", sa.Text),
         sa.Column("lease_token", sa.BigInteger),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
-        sa.Column("txid", sa.Text, nullable=False),  # xid8 in the database
+        # xid8 in the database (SQLAlchemy has no type for it)
+        sa.Column("txid", sa.Text, nullable=False, server_default=sa.text("pg_current_xact_id()")),
         sa.CheckConstraint("state IN ('pending', 'published', 'dead')", name="outbox_state_check"),
+        # the partial indexes the migrations create, so that Alembic autogenerate keeps them
+        sa.Index("outbox_pending_idx", "id", postgresql_where=sa.text("state = 'pending'")),
+        sa.Index(
+            "outbox_group_idx",
+            "aggregate_type",
+            "aggregate_key",
+            "id",
+            postgresql_where=sa.text("state = 'pending'"),
+        ),
+        sa.Index("outbox_published_idx", "published_at", postgresql_where=sa.text("state = 'published'")),
+        sa.Index("outbox_dead_idx", "id", postgresql_where=sa.text("state = 'dead'")),
         schema=schema,
     )
 

@@ -198,8 +198,13 @@ class OutboxStore:
 
     def oldest_pending_age(self) -> float:
         with self.engine.connect() as conn:
-            value = conn.exec_driver_sql(
-                f'SELECT extract(epoch FROM now() - min(created_at)) FROM "{self.schema}".outbox'
-                " WHERE state = 'pending'"
-            ).scalar()
-        return float(value or 0.0)
+            return oldest_pending_age(conn, self.schema)
+
+
+def oldest_pending_age(conn: sa.Connection, schema: str) -> float:
+    """Seconds since the oldest pending row was written (0 when none is pending): the lag
+    gauge, the status command and the Fargate relay's scaling metric."""
+    value = conn.exec_driver_sql(
+        f"SELECT extract(epoch FROM now() - min(created_at)) FROM \"{schema}\".outbox WHERE state = 'pending'"
+    ).scalar()
+    return float(value or 0.0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from outbox_relay import outbox_status
-from saga_outbox.local import LocalOptions, LocalRuntime
+from saga_outbox.local import LocalOptions, LocalRuntime, format_pairs
 
 from .app import create_app
 from .audit import Audit, audit_run
@@ -198,8 +198,7 @@ def format_table(result: DemoResult) -> str:
         ("outbox lag p50 / max (ms)", f"{a.outbox_lag_ms_p50:.0f} / {a.outbox_lag_ms_max:.0f}"),
         ("wall time (s)", f"{result.seconds:.1f}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    lines = [format_pairs(rows)]
     verdict = (
         "OK: no lost event, no duplicate side effect, every saga finished"
         if a.ok

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from saga_outbox._discovery import add_app_argument, app_from_args
+from saga_outbox._tables import format_pairs
 
 __all__ = ["format_table", "register"]
 
@@ -116,8 +117,7 @@ def format_table(report: Any) -> str:
         *((f"injected: {k}", v) for k, v in r.faults.items()),
         ("wall time (s)", r.duration_seconds),
     ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    lines = [format_pairs(rows)]
     verdict = (
         "OK: nothing lost, no duplicate side effect, order kept, every saga finished"
         if r.ok

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from examples.orders.demo import DemoOptions, run_demo
 from examples.orders.__main__ import main
+from examples.orders.demo import DemoOptions, run_demo
 from saga_outbox.local.runtime import LocalOptions
 
 pytestmark = pytest.mark.integration

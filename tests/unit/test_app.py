@@ -138,24 +138,6 @@ def test_declaration_errors_name_the_value() -> None:
         SagaApp("empty").check()
 
 
-def test_migrations_run_in_order(engine, schema) -> None:
-    app = _app()
-    ran: list[str] = []
-
-    @app.migration
-    def first(conn) -> None:
-        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        ran.append("first")
-
-    @app.migration
-    def second(conn) -> None:
-        conn.exec_driver_sql(f'CREATE TABLE IF NOT EXISTS "{schema}".rooms (id int)')
-        ran.append("second")
-
-    assert app.migrate(engine) == 2 and app.migrate(engine) == 2
-    assert ran == ["first", "second", "first", "second"]
-
-
 @pytest.fixture
 def app_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     pkg = tmp_path / "myshop_app_test"

@@ -17,7 +17,7 @@ from moto import mock_aws
 from examples.orders.app import app as orders_app
 from outbox_relay import OutboxEnvelope
 from saga_outbox.lambdas.config import RuntimeConfig
-from saga_outbox.lambdas.dispatching import Dispatcher, build_routes, console_url
+from saga_outbox.lambdas.dispatching import Dispatcher, build_routes
 from saga_outbox.lambdas.exceptions import ConfigurationError
 from saga_outbox.lambdas.handlers.dispatcher import make_handler
 from saga_outbox.lambdas.runtime import Runtime
@@ -191,9 +191,18 @@ def test_console_link_logged(sfn: Any, arns: dict[str, str], caplog: pytest.LogC
     links = [r.console_url for r in caplog.records if hasattr(r, "console_url")]
     assert links == [s.console_url for s in started]
     arn = started[0].execution_arn
-    assert console_url(arn) == (
+    assert started[0].console_url == (
         f"https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/{arn}"
     )
+
+
+def test_console_link_follows_the_partition() -> None:
+    from saga_outbox.workflows.links import console_execution_url
+
+    cn = "arn:aws-cn:states:cn-north-1:123456789012:execution:OrderSaga:e-1"
+    gov = "arn:aws-us-gov:states:us-gov-west-1:123456789012:execution:OrderSaga:e-1"
+    assert console_execution_url(cn).startswith("https://cn-north-1.console.amazonaws.cn/states/")
+    assert console_execution_url(gov).startswith("https://us-gov-west-1.console.amazonaws-us-gov.com/states/")
 
 
 def test_routes_need_an_arn_per_workflow() -> None:

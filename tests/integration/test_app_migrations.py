@@ -1,0 +1,63 @@
+"""Migrations: the app's own, run in order; and the outbox table definition that Alembic
+autogenerate compares must match what the migrations create (indexes and defaults included)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from outbox_relay import migrate, outbox_table
+from saga_outbox import SagaApp, Step, Workflow
+
+pytestmark = pytest.mark.integration
+
+
+def _app() -> SagaApp:
+    app = SagaApp("shop")
+    app.add(Workflow(name="RoomSaga", steps=[Step(name="BookRoom", action="book_room")]))
+    app.action("RoomSaga", "book_room")(lambda ctx: {})
+    return app
+
+
+def test_migrations_run_in_order(engine, schema) -> None:
+    app = _app()
+    ran: list[str] = []
+
+    @app.migration
+    def first(conn) -> None:
+        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        ran.append("first")
+
+    @app.migration
+    def second(conn) -> None:
+        conn.exec_driver_sql(f'CREATE TABLE IF NOT EXISTS "{schema}".rooms (id int)')
+        ran.append("second")
+
+    assert app.migrate(engine) == 2 and app.migrate(engine) == 2
+    assert ran == ["first", "second", "first", "second"]
+
+
+def test_outbox_table_declares_what_the_migrations_create(engine, schema) -> None:
+    migrate(engine, schema=schema)
+    inspector = sa.inspect(engine)
+    reflected = {
+        ix["name"]: (tuple(ix["column_names"]), ix.get("dialect_options", {}).get("postgresql_where"))
+        for ix in inspector.get_indexes("outbox", schema=schema)
+        if not ix.get("duplicates_constraint")  # event_id UNIQUE is declared on its column
+    }
+    declared = {
+        ix.name: (
+            tuple(c.name for c in ix.columns),
+            str(ix.dialect_options["postgresql"]["where"]),
+        )
+        for ix in outbox_table(schema).indexes
+    }
+    assert set(declared) == set(reflected)
+    for name, (columns, where) in declared.items():
+        assert reflected[name][0] == columns, name
+        # PostgreSQL prints the predicate back with casts and parentheses
+        assert where.replace(" ", "") in str(reflected[name][1]).replace(" ", "").replace("::text", ""), name
+    columns = {c["name"]: c for c in inspector.get_columns("outbox", schema=schema)}
+    assert set(columns) == {c.name for c in outbox_table(schema).columns}
+    assert "pg_current_xact_id" in str(columns["txid"]["default"])
+    assert outbox_table(schema).c.txid.server_default is not None
