@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .exceptions import ConfigurationError
 
 __all__ = ["RuntimeConfig"]
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 # attribute name -> environment variable, for error messages
 _ENV_NAMES = {
@@ -47,96 +46,70 @@ _ENV_NAMES = {
     "relay_max_seconds": "RELAY_MAX_SECONDS",
     "app": "SAGA_OUTBOX_APP",
 }
+_IAM_TRIO = ("database_secret_arn", "database_proxy_endpoint", "database_name")
 
 
-@dataclass(frozen=True, kw_only=True)
-class RuntimeConfig:
-    """Validated settings shared by all handlers. Each handler checks what it needs with
-    :meth:`require` at cold start, so a missing variable fails fast with its name."""
+class RuntimeConfig(BaseModel):
+    """Validated settings shared by all handlers (a frozen pydantic model). Each handler checks
+    what it needs with :meth:`require` at cold start, so a missing variable fails fast with its
+    name; an invalid value raises :class:`ConfigurationError` naming the variable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     database_url: str | None = None
     database_secret_arn: str | None = None
     database_proxy_endpoint: str | None = None
     database_name: str | None = None
-    outbox_schema: str = "saga_outbox"
+    outbox_schema: str = Field(default="saga_outbox", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     queue_url: str | None = None
     idempotency_table: str | None = None
-    state_machine_arns: Mapping[str, str] = field(default_factory=dict)
-    relay_max_seconds: float = 50.0
+    state_machine_arns: Mapping[str, str] = Field(default_factory=dict)
+    relay_max_seconds: float = Field(default=50.0, gt=0, le=900)
     app: str | None = None
     """``module:attr`` of the user's :class:`~saga_outbox.SagaApp` (loaded at cold start)."""
 
-    def __post_init__(self) -> None:
-        for name in ("outbox_schema",):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not _IDENTIFIER.match(value):
-                raise ConfigurationError(
-                    f"{_ENV_NAMES[name]} must be a SQL identifier ([A-Za-z_][A-Za-z0-9_]*), got {value!r}"
-                )
-        if not (0 < self.relay_max_seconds <= 900):
-            raise ConfigurationError(
-                f"RELAY_MAX_SECONDS must be in (0, 900] seconds, got {self.relay_max_seconds!r}"
-            )
-        arns = dict(self.state_machine_arns)
-        for workflow, arn in arns.items():
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc)) from exc
+
+    @field_validator("state_machine_arns", mode="before")
+    @classmethod
+    def _arns_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"is not valid JSON: {exc}") from exc
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a JSON object {workflow: arn}")
+        for workflow, arn in value.items():
             if not isinstance(workflow, str) or not isinstance(arn, str) or not arn.startswith("arn:"):
-                raise ConfigurationError(
-                    f"STATE_MACHINE_ARNS must map workflow names to ARNs; bad entry {workflow!r}: {arn!r}"
-                )
-        object.__setattr__(self, "state_machine_arns", MappingProxyType(arns))
-        proxy = (self.database_secret_arn, self.database_proxy_endpoint, self.database_name)
-        if any(proxy) and not all(proxy):
-            missing = [
-                _ENV_NAMES[n]
-                for n, v in zip(
-                    ("database_secret_arn", "database_proxy_endpoint", "database_name"), proxy, strict=True
-                )
-                if not v
-            ]
-            raise ConfigurationError(
+                raise ValueError(f"must map workflow names to ARNs; bad entry {workflow!r}: {arn!r}")
+        return dict(value)
+
+    @model_validator(mode="after")
+    def _iam_trio_together(self) -> RuntimeConfig:
+        given = [getattr(self, n) for n in _IAM_TRIO]
+        if any(given) and not all(given):
+            missing = [_ENV_NAMES[n] for n, v in zip(_IAM_TRIO, given, strict=True) if not v]
+            raise ValueError(
                 "IAM database authentication needs DATABASE_SECRET_ARN, DATABASE_PROXY_ENDPOINT and "
                 f"DATABASE_NAME together; missing: {', '.join(missing)}"
             )
+        # read-only view: a handler must not change the routing it was started with
+        object.__setattr__(self, "state_machine_arns", MappingProxyType(dict(self.state_machine_arns)))
+        return self
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
-        """Read and validate the environment (``os.environ`` unless ``environ`` is given)."""
+        """Read and validate the environment (``os.environ`` unless ``environ`` is given);
+        unset and blank variables take the defaults."""
         env = os.environ if environ is None else environ
-
-        def text(name: str) -> str | None:
-            value = env.get(_ENV_NAMES[name], "").strip()
-            return value or None
-
-        kwargs: dict[str, object] = {
-            "database_url": text("database_url"),
-            "database_secret_arn": text("database_secret_arn"),
-            "database_proxy_endpoint": text("database_proxy_endpoint"),
-            "database_name": text("database_name"),
-            "queue_url": text("queue_url"),
-            "idempotency_table": text("idempotency_table"),
-            "app": text("app"),
-        }
-        for name in ("outbox_schema",):
-            value = text(name)
-            if value is not None:
-                kwargs[name] = value
-        raw_arns = text("state_machine_arns")
-        if raw_arns is not None:
-            try:
-                arns = json.loads(raw_arns)
-            except ValueError as exc:
-                raise ConfigurationError(f"STATE_MACHINE_ARNS is not valid JSON: {exc}") from exc
-            if not isinstance(arns, dict):
-                raise ConfigurationError("STATE_MACHINE_ARNS must be a JSON object {workflow: arn}")
-            kwargs["state_machine_arns"] = arns
-        raw_seconds = text("relay_max_seconds")
-        if raw_seconds is not None:
-            try:
-                kwargs["relay_max_seconds"] = float(raw_seconds)
-            except ValueError as exc:
-                raise ConfigurationError(f"RELAY_MAX_SECONDS must be a number, got {raw_seconds!r}") from exc
-        return cls(**kwargs)  # type: ignore[arg-type]
+        values = {name: env[var].strip() for name, var in _ENV_NAMES.items() if env.get(var, "").strip()}
+        return cls(**values)
 
     # ------------------------------------------------------------------ checks
     @property
@@ -159,3 +132,16 @@ class RuntimeConfig:
                 raise ValueError(f"unknown setting {name!r}")
             if not getattr(self, name):
                 raise ConfigurationError(f"{_ENV_NAMES[name]} is required by this function but is not set")
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, each naming the environment variable and the value given."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = _ENV_NAMES.get(field, field)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if "input" in error and field:
+            message += f" (got {error['input']!r})"
+        lines.append(f"{variable} {message}" if variable else message)
+    return "; ".join(lines)

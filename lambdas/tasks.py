@@ -2,7 +2,7 @@
 
 Step Functions invokes one "steps" Lambda per workflow domain with::
 
-    {"workflow": "OrderSaga", "step": "ChargePayment", "action": "charge_payment",
+    {"workflow": "RoomSaga", "step": "ChargeCard", "action": "charge_card",
      "kind": "action" | "compensation" | "hook", "execution": <execution name>,
      "state": <state name>, "event": <outbox envelope>, "results": {<step>: {"output": ...}}}
 

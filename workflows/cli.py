@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     list_parser.set_defaults(func=_list)
 
     asl = commands.add_parser("asl", help="print the compiled Amazon States Language of a workflow")
-    asl.add_argument("name", help="workflow name, e.g. OrderSaga")
+    asl.add_argument("name", help="workflow name, e.g. RoomSaga")
     asl.add_argument(
         "--function-arn",
         default=None,

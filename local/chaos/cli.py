@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--scenario",
         metavar="MODULE:ATTR",
-        help="the app's ChaosScenario factory (app, *, run_id), e.g. examples.orders.chaos:scenario: "
+        help="the app's ChaosScenario factory (app, *, run_id), e.g. myshop.chaos:scenario: "
         "how to start one saga and how to audit the app's own tables",
     )
     p.add_argument("--events", type=int, default=100_000, help="plain events through the outbox")

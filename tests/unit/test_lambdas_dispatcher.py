@@ -201,8 +201,10 @@ def test_console_link_follows_the_partition() -> None:
 
     cn = "arn:aws-cn:states:cn-north-1:123456789012:execution:OrderSaga:e-1"
     gov = "arn:aws-us-gov:states:us-gov-west-1:123456789012:execution:OrderSaga:e-1"
-    assert console_execution_url(cn).startswith("https://cn-north-1.console.amazonaws.cn/states/")
-    assert console_execution_url(gov).startswith("https://us-gov-west-1.console.amazonaws-us-gov.com/states/")
+    assert console_execution_url(cn).startswith("https://console.amazonaws.cn/states/home?region=cn-north-1#")
+    assert console_execution_url(gov).startswith(
+        "https://console.amazonaws-us-gov.com/states/home?region=us-gov-west-1#"
+    )
 
 
 def test_routes_need_an_arn_per_workflow() -> None:
