@@ -69,9 +69,6 @@ class RelayOptions:
     listen: bool = True
     #: SQS FIFO deduplicates a MessageDeduplicationId for 5 minutes only
     dedup_window: timedelta = timedelta(minutes=5)
-    #: hold back rows of transactions that committed while an older one was still open, so a
-    #: smaller id committing later cannot be overtaken (turn off only with one writer per group)
-    commit_horizon: bool = True
     #: identifies this relay in leases and logs
     relay_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -151,9 +148,7 @@ class Relay:
         self.publisher = publisher
         self.metrics = metrics or NullMetrics()
         self._clock = clock
-        self._store = OutboxStore(
-            self.engine, schema=self.options.schema, commit_horizon=self.options.commit_horizon
-        )
+        self._store = OutboxStore(self.engine, schema=self.options.schema)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._wake = threading.Event()

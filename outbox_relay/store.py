@@ -1,4 +1,12 @@
-"""SQL of the relay: claim group heads in commit order, then mark what was sent (fenced)."""
+"""SQL of the relay: claim group heads in commit order, then mark what was sent (fenced).
+
+Per-aggregate order needs no commit horizon: the writer serializes the enqueues of one
+aggregate with a transaction-scoped advisory lock taken before the id is drawn (writer.py), so
+among one aggregate's rows, a larger id always belongs to a transaction that committed later,
+and a row the relay can see has every smaller id of its aggregate already visible (the writer's
+lock is released only after its commit became visible). The ``txid`` column is kept, unused,
+for readers and Alembic models that know it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,6 @@ import sqlalchemy as sa
 
 _CANDIDATES = """
 SELECT id, aggregate_type, aggregate_key,
-       {settled} AS settled,
        available_at <= now() AS due,
        coalesce(lease_expires_at > now(), false) AS leased
 FROM "{s}".outbox
@@ -91,9 +98,9 @@ class Release:
 def select_claimable(rows: list[Any], *, claim_size: int, rows_per_group: int) -> tuple[list[int], list[int]]:
     """From candidates in id order, choose (heads, all ids) to claim.
 
-    A group is claimable only if its head is settled (below the commit horizon), due and not
-    leased, and none of its rows is leased (a stale lease of a stalled relay); behind the head
-    we take consecutive settled rows, so a group's claimed rows stay contiguous.
+    A group is claimable only if its head is due and not leased, and none of its rows is leased
+    (a stale lease of a stalled relay); behind the head we take consecutive due rows, so a
+    group's claimed rows stay contiguous and none is sent before its ``available_at``.
     """
     groups: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
@@ -104,23 +111,22 @@ def select_claimable(rows: list[Any], *, claim_size: int, rows_per_group: int) -
         if len(ids) >= claim_size:
             break
         head = members[0]
-        if not (head.settled and head.due) or any(m.leased for m in members):
+        if not head.due or any(m.leased for m in members):
             continue
         heads.append(head.id)
         for member in members[:rows_per_group]:
-            if not member.settled or len(ids) >= claim_size:
-                break
+            if not member.due or len(ids) >= claim_size:
+                break  # a row scheduled for later holds back the rows behind it
             ids.append(member.id)
     return heads, ids
 
 
 class OutboxStore:
-    def __init__(self, engine: sa.Engine, *, schema: str, commit_horizon: bool = True) -> None:
+    def __init__(self, engine: sa.Engine, *, schema: str) -> None:
         self.engine = engine
         self.schema = schema
-        settled = "txid < pg_snapshot_xmin(pg_current_snapshot())" if commit_horizon else "true"
-        self._candidates = _CANDIDATES.format(s=schema, settled=settled, more="")
-        self._beyond = _CANDIDATES.format(s=schema, settled=settled, more=_BEYOND)
+        self._candidates = _CANDIDATES.format(s=schema, more="")
+        self._beyond = _CANDIDATES.format(s=schema, more=_BEYOND)
         self._lock_heads = _LOCK_HEADS.format(s=schema)
         self._lease = _LEASE.format(s=schema)
         self._mark_published = _MARK_PUBLISHED.format(s=schema)

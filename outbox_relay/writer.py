@@ -27,8 +27,13 @@ _SQL = (
     " headers, available_at)"
     " SELECT %(event_id)s, %(aggregate_type)s, %(aggregate_key)s, %(event_type)s, %(payload)s::jsonb,"
     " %(headers)s::jsonb, coalesce(%(available_at)s::timestamptz, now())"
-    # the NOTIFY rides in the same round trip; PostgreSQL delivers it only on COMMIT
-    " FROM (SELECT pg_notify(%(channel)s, '')) AS wake"
+    # The group lock is taken in a subquery that OFFSET 0 keeps from being flattened, so it is
+    # granted before the outer row (and its identity default) is formed: the id is drawn while
+    # holding the lock, and the lock is held until the caller's COMMIT or ROLLBACK. Writers of
+    # one aggregate therefore draw ids in the order they commit. The NOTIFY rides in the same
+    # round trip; PostgreSQL delivers it only on COMMIT.
+    " FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(lock_key)s, 0)),"
+    " pg_notify(%(channel)s, '') OFFSET 0) AS wake"
     " ON CONFLICT (event_id) DO NOTHING"
 )
 
@@ -36,6 +41,12 @@ _SQL = (
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel the relay of ``schema`` wakes on."""
     return f"saga_outbox__{schema}"
+
+
+def group_lock_key(schema: str, aggregate_type: str, aggregate_key: str) -> str:
+    """The text whose 64-bit hash is the advisory lock serializing writers of one aggregate.
+    Unambiguous because neither a schema name nor an aggregate type may contain ':'."""
+    return f"saga_outbox:{schema}:{aggregate_type}:{aggregate_key}"
 
 
 def enqueue(
@@ -57,6 +68,15 @@ def enqueue(
     ``Connection``. Bad input is refused before any SQL runs, so the caller's transaction stays
     usable. Enqueuing an ``event_id`` that already exists is a no-op: a retried command with a
     deterministic event id does not publish twice.
+
+    Order: events of one aggregate are published in the order their transactions commit, which
+    is also their id order. To make it so, enqueue takes a transaction-scoped advisory lock on
+    the aggregate (``pg_advisory_xact_lock``) before the row's id is drawn and holds it until
+    your transaction ends: a second transaction enqueuing for the same aggregate waits for the
+    first to commit or roll back. Two consequences: keep transactions that enqueue short, and
+    when one transaction enqueues for several aggregates, enqueue them in a fixed order (e.g.
+    sorted by ``(aggregate_type, aggregate_key)``), or two transactions taking them in opposite
+    orders deadlock (PostgreSQL aborts one with SQLSTATE 40P01, which the caller retries).
     """
     event_id = event_id or uuid.uuid4()
     eid = str(event_id)
@@ -98,6 +118,7 @@ def enqueue(
         "headers": headers_json,
         "available_at": available_at,
         "channel": notify_channel(schema),
+        "lock_key": group_lock_key(schema, aggregate_type, aggregate_key),
     }
     _execute(target, _SQL.format(schema=check_schema(schema)), params)
     return event_id

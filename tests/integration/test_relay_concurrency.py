@@ -154,22 +154,42 @@ def test_two_relays_never_send_the_same_row_at_once(engine, outbox):
     assert sink.overlaps == []
 
 
-def test_commit_horizon_holds_back_rows_that_could_be_overtaken(engine, outbox):
-    """T1 takes an id first but commits last: the relay must not publish T2's later row before."""
+def test_writers_of_one_aggregate_wait_for_each_other_and_others_do_not(engine, outbox):
+    """T1 takes an id first but commits last: T3 (same aggregate) waits on T1's group lock, so
+    it draws its id only after T1 committed; T2 (another aggregate) does not wait at all."""
     sink = FifoModel(seed=1)
     relay = Relay(engine=engine, publisher=sink, options=RelayOptions(schema=outbox, listen=False))
     t1 = engine.connect()
     tx1 = t1.begin()
     enqueue(t1, aggregate_type="acct", aggregate_key="a", event_type="E", payload={"seq": 0}, schema=outbox)
-    with engine.begin() as t2:
+    with engine.begin() as t2:  # would hang here if the lock covered every aggregate
         enqueue(
-            t2, aggregate_type="acct", aggregate_key="a", event_type="E", payload={"seq": 1}, schema=outbox
+            t2, aggregate_type="acct", aggregate_key="b", event_type="E", payload={"seq": 0}, schema=outbox
         )
-    assert relay.run_once() == 0, "seq 1 was published while seq 0 was still uncommitted"
+    done = threading.Event()
+
+    def t3() -> None:
+        with engine.begin() as conn:
+            enqueue(
+                conn,
+                aggregate_type="acct",
+                aggregate_key="a",
+                event_type="E",
+                payload={"seq": 1},
+                schema=outbox,
+            )
+        done.set()
+
+    waiter = threading.Thread(target=t3)
+    waiter.start()
+    assert not done.wait(0.5), "a second writer of the aggregate did not wait for the first"
+    assert relay.run_once() == 1  # acct:b only; nothing of acct:a is committed yet
     tx1.commit()
     t1.close()
+    waiter.join(10)
+    assert done.is_set()
     relay.drain(max_seconds=5)
-    assert [s for _, s in sink.accepted] == [0, 1]
+    assert [s for g, s in sink.accepted if g == "acct:a"] == [0, 1]
 
 
 def test_sigterm_finishes_in_flight_batches_then_exits(engine, database_url, outbox, aws_env):

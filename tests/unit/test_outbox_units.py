@@ -103,8 +103,8 @@ def test_options_are_validated(field, value):
         RelayOptions(**{field: value})
 
 
-def _cand(i, g, *, settled=True, due=True, leased=False):
-    return SimpleNamespace(id=i, aggregate_type="t", aggregate_key=g, settled=settled, due=due, leased=leased)
+def _cand(i, g, *, due=True, leased=False):
+    return SimpleNamespace(id=i, aggregate_type="t", aggregate_key=g, due=due, leased=leased)
 
 
 def test_claim_selection_takes_heads_and_contiguous_followers():
@@ -114,13 +114,13 @@ def test_claim_selection_takes_heads_and_contiguous_followers():
         _cand(3, "a"),
         _cand(4, "b"),
         _cand(5, "c"),
-        _cand(6, "a", settled=False),
+        _cand(6, "a", due=False),  # scheduled for later (available_at in the future)
         _cand(7, "a"),
         _cand(8, "d"),
         _cand(9, "d", leased=True),
     ]
     heads, ids = select_claimable(rows, claim_size=100, rows_per_group=5)
-    # b's head is backing off, d has a leased row, a stops at its first unsettled row
+    # b's head is backing off, d has a leased row, a stops at its first row not yet due
     assert heads == [1, 5] and ids == [1, 3, 5]
     heads, ids = select_claimable(rows, claim_size=100, rows_per_group=1)
     assert ids == [1, 5]

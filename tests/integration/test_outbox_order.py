@@ -1,0 +1,132 @@
+"""Order per aggregate by construction: writers of one aggregate are serialized inside their own
+transactions, so id order is commit order and the relay needs no horizon over other
+transactions (nor over other databases of the server)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+
+import pytest
+import sqlalchemy as sa
+
+from outbox_relay import BatchOutcome, OutboundMessage, Relay, RelayOptions, enqueue
+
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """A publisher that accepts everything and records the seq of each message, in order."""
+
+    max_batch_entries = 10
+    max_batch_bytes = 1_048_576
+
+    def __init__(self) -> None:
+        self.accepted: list[int] = []
+
+    def check(self) -> None:
+        return None
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        self.accepted.extend(json.loads(m.body)["payload"]["seq"] for m in messages)
+        return BatchOutcome(succeeded=[m.row_id for m in messages])
+
+
+def _ids_by_seq(engine: sa.Engine, schema: str) -> dict[int, int]:
+    with engine.connect() as c:
+        rows = c.exec_driver_sql(f"SELECT (payload->>'seq')::int, id FROM \"{schema}\".outbox").all()
+    return dict(rows)
+
+
+def test_a_writer_that_started_first_but_enqueues_second_commits_and_publishes_second(engine, outbox):
+    """A writes a business row first (older xid), B enqueues first; A's enqueue must wait for B's
+    commit, so that for the aggregate: id order == commit order == publish order."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE TABLE "{outbox}".business (n int)')
+    sink = Recorder()
+    relay = Relay(engine=engine, publisher=sink, options=RelayOptions(schema=outbox, listen=False))
+    commits: list[int] = []
+    a_wrote, b_enqueued, a_done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def writer_a() -> None:
+        try:
+            with engine.connect() as conn, conn.begin():
+                conn.exec_driver_sql(f'INSERT INTO "{outbox}".business VALUES (1)')
+                a_wrote.set()
+                b_enqueued.wait(10)
+                enqueue(
+                    conn,
+                    aggregate_type="acct",
+                    aggregate_key="a",
+                    event_type="E",
+                    payload={"seq": 1},
+                    schema=outbox,
+                )
+            commits.append(1)
+        except BaseException as exc:  # surfaced in the test thread
+            errors.append(exc)
+        finally:
+            a_done.set()
+
+    thread = threading.Thread(target=writer_a)
+    thread.start()
+    assert a_wrote.wait(10)
+    with engine.connect() as conn_b:
+        with conn_b.begin():
+            enqueue(
+                conn_b,
+                aggregate_type="acct",
+                aggregate_key="a",
+                event_type="E",
+                payload={"seq": 0},
+                schema=outbox,
+            )
+            b_enqueued.set()
+            a_done.wait(0.5)  # on unserialized writers, A commits here, ahead of B
+            relay.run_once()  # a poll between the two commits
+        commits.append(0)
+    thread.join(10)
+    assert not errors, errors
+    relay.drain(max_seconds=5)
+    published = sink.accepted
+    ids = _ids_by_seq(engine, outbox)
+    by_id = sorted(ids, key=ids.__getitem__)
+    assert published == commits == by_id, f"published {published}, commits {commits}, id order {by_id}"
+
+
+def test_an_open_write_transaction_in_another_database_does_not_stop_publishing(engine, database_url, outbox):
+    other = f"other_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{other}"')
+    other_engine = sa.create_engine(sa.make_url(database_url).set(database=other), poolclass=sa.pool.NullPool)
+    try:
+        with other_engine.connect() as long_running:
+            txn = long_running.begin()
+            long_running.exec_driver_sql("CREATE TABLE t (n int)")  # holds an xid, stays open
+            with engine.begin() as conn:
+                enqueue(
+                    conn,
+                    aggregate_type="acct",
+                    aggregate_key="a",
+                    event_type="E",
+                    payload={"seq": 0},
+                    schema=outbox,
+                )
+            sink = Recorder()
+            relay = Relay(engine=engine, publisher=sink, options=RelayOptions(schema=outbox, listen=False))
+            started = time.monotonic()
+            result = relay.drain(max_seconds=3)
+            txn.rollback()
+        assert result.published == 1, "an open transaction of another database held publishing back"
+        assert time.monotonic() - started < 3
+    finally:
+        other_engine.dispose()
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+        admin.dispose()
