@@ -9,6 +9,7 @@ from __future__ import annotations
 from saga_outbox._errors import Error
 
 __all__ = [
+    "AggregateTypeSeparatorError",
     "ConfigurationError",
     "CredentialsMissingError",
     "DatabaseUnavailableError",
@@ -33,6 +34,11 @@ class ConfigurationError(OutboxError, ValueError):
 
 class InvalidEventError(OutboxError, ValueError):
     """An event handed to ``enqueue`` is malformed (empty type, group id SQS would refuse, ...)."""
+
+
+class AggregateTypeSeparatorError(InvalidEventError):
+    """``aggregate_type`` contains ``:``, the separator of the MessageGroupId ``type:key``:
+    ``order:eu`` + ``42`` and ``order`` + ``eu:42`` would be one group."""
 
 
 class PayloadNotJsonError(InvalidEventError):

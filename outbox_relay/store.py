@@ -29,7 +29,8 @@ LIMIT %(scan)s
 # with a large backlog cannot hide every other group from the relay.
 _BEYOND = """
   AND id > %(after)s
-  AND NOT (aggregate_type || ':' || aggregate_key = ANY(%(seen)s))"""
+  AND (aggregate_type, aggregate_key) NOT IN (
+      SELECT * FROM unnest(%(seen_types)s::text[], %(seen_keys)s::text[]))"""
 # Lock only the heads; whoever holds a head owns its group for this claim. SKIP LOCKED here is
 # safe because it is applied to heads, never to the rows behind them.
 _LOCK_HEADS = """
@@ -141,9 +142,16 @@ class OutboxStore:
                 return 0, []
             heads, ids = select_claimable(candidates, claim_size=claim_size, rows_per_group=rows_per_group)
             if len(candidates) == scan and len(ids) < claim_size:
-                seen = sorted({f"{c.aggregate_type}:{c.aggregate_key}" for c in candidates})
+                # pairs, not "type:key" strings: the joined form is ambiguous for legacy rows
+                seen = sorted({(c.aggregate_type, c.aggregate_key) for c in candidates})
                 candidates += conn.exec_driver_sql(
-                    self._beyond, {"scan": scan, "after": candidates[-1].id, "seen": seen}
+                    self._beyond,
+                    {
+                        "scan": scan,
+                        "after": candidates[-1].id,
+                        "seen_types": [t for t, _ in seen],
+                        "seen_keys": [k for _, k in seen],
+                    },
                 ).all()
                 heads, ids = select_claimable(
                     candidates, claim_size=claim_size, rows_per_group=rows_per_group

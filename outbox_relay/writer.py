@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 
 from .envelope import SQS_MAX_MESSAGE_BYTES, dumps, estimated_size, message_group_id
-from .exceptions import InvalidEventError, PayloadTooLargeError
+from .exceptions import AggregateTypeSeparatorError, InvalidEventError, PayloadTooLargeError
 from .schema import DEFAULT_SCHEMA, check_schema
 
 __all__ = ["enqueue", "notify_channel"]
@@ -87,6 +87,11 @@ def enqueue(
     ):
         if not isinstance(value, str) or not value:
             raise InvalidEventError(f"event {eid}: {name} must be a non-empty string, got {value!r}")
+    if ":" in aggregate_type:
+        raise AggregateTypeSeparatorError(
+            f"event {eid}: aggregate_type {aggregate_type!r} contains ':', the separator of the "
+            "SQS MessageGroupId 'type:key'; use another character (the key may contain ':')"
+        )
     message_group_id(aggregate_type, aggregate_key)
     if not isinstance(payload, Mapping):
         raise InvalidEventError(f"event {eid}: payload must be a JSON object, got {type(payload).__name__}")
