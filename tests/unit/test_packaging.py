@@ -5,6 +5,7 @@ would load a second copy of it (and in a user's project, their own ``cdk``/``lam
 from __future__ import annotations
 
 import ast
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -14,6 +15,18 @@ SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 #: repository folders that are never installed
 NOT_INSTALLED = {"tests", "bench", "examples", "docs", "build", "dist", ".venv"}
 MAPPED = {"cdk", "workflows", "lambdas", "local", "inspector"}
+
+
+def _tracked(pattern: str) -> list[Path]:
+    """The repository's own files (not build output, node_modules or CDK assets)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", pattern],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [ROOT / line for line in out.splitlines() if (ROOT / line).is_file()]
 
 
 def _folder_of(package: str) -> Path:
@@ -32,8 +45,8 @@ def test_every_package_folder_is_listed_and_every_listed_package_exists() -> Non
         assert (_folder_of(package) / "__init__.py").is_file(), package
     folders = {
         init.parent
-        for init in ROOT.rglob("__init__.py")
-        if not set(init.relative_to(ROOT).parts) & NOT_INSTALLED and ".venv" not in str(init)
+        for init in _tracked("*__init__.py")
+        if not set(init.relative_to(ROOT).parts) & NOT_INSTALLED
     }
     assert folders == {_folder_of(p) for p in listed}
 
@@ -55,10 +68,8 @@ def _absolute_imports(path: Path) -> set[str]:
 
 def test_no_module_imports_a_folder_by_its_bare_name() -> None:
     offenders = []
-    for path in ROOT.rglob("*.py"):
+    for path in _tracked("*.py"):
         rel = path.relative_to(ROOT)
-        if rel.parts[0] in {".venv", "build", "dist", "cdk.out"} or rel.parts[0].startswith(".venv"):
-            continue
         bare = _absolute_imports(path) & MAPPED
         if bare:
             offenders.append(f"{rel}: {sorted(bare)}")
