@@ -6,6 +6,7 @@ Define a :class:`Workflow` of :class:`Step` objects, validate it at construction
 
 from saga_outbox.workflows.compiler import compile_definition, to_json
 from saga_outbox.workflows.definition import (
+    REJECTION_PREFIX,
     TRANSIENT_ERRORS,
     Integration,
     RetryPolicy,
@@ -20,8 +21,10 @@ from saga_outbox.workflows.exceptions import (
     WorkflowValidationError,
 )
 from saga_outbox.workflows.naming import execution_name
+from saga_outbox.workflows.timeouts import function_timeout_seconds, task_timeout_seconds
 
 __all__ = [
+    "REJECTION_PREFIX",
     "TRANSIENT_ERRORS",
     "CompilationError",
     "Integration",
@@ -34,5 +37,7 @@ __all__ = [
     "WorkflowValidationError",
     "compile_definition",
     "execution_name",
+    "function_timeout_seconds",
+    "task_timeout_seconds",
     "to_json",
 ]

@@ -38,21 +38,38 @@ class Integration(enum.StrEnum):
         return suffix
 
 
-#: Errors worth a retry, and the default of :class:`RetryPolicy`. Step Functions matches error
-#: *names*; a business failure (a ``BusinessRuleViolation`` subclass of the app) is final and goes
-#: straight to the Catch, so a declined card is compensated at once instead of being charged three
-#: times. The unqualified names are the step handler's transient exceptions
-#: (``saga_outbox.lambdas.exceptions``, which checks it against this list).
+#: Errors worth a retry, and the default of :class:`RetryPolicy`: the one list (the handlers'
+#: exceptions module re-exports it, and a test checks it names their transient classes).
+#: Step Functions matches error *names*; a declared rejection (``Rejected.*``, see
+#: :data:`REJECTION_PREFIX`) is final and goes straight to the Catch, so a declined card is
+#: compensated at once instead of being charged three times. The unqualified names are the step
+#: handler's transient exceptions; the ``Lambda.*`` ones are AWS's "handle Lambda service
+#: exceptions" list (ClientExecutionTimeout, Service, AWSLambda, SdkClient) plus throttling;
+#: ``Lambda.Unknown`` / ``Sandbox.Timedout`` (the function crashed or hit its timeout) and
+#: ``States.Timeout`` are retried too: every action is idempotent, so a retry either finds the
+#: effect an earlier attempt committed or makes it, which turns an unknown outcome into a known
+#: one instead of cancelling an order over one glitch.
 TRANSIENT_ERRORS = (
     "DatabaseUnavailable",
     "StepInProgress",
     "IdempotencyStoreUnavailable",
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",
+    "Sandbox.Timedout",
     "States.Timeout",
 )
+
+#: Error-name prefix of a *declared rejection*: the action proved that nothing happened (its
+#: transaction rolled back and no earlier attempt took effect), so its own compensation is
+#: skipped. The steps handler reports every ``BusinessRuleViolation`` as
+#: ``Rejected.<ClassName>``; the compiled Choice matches the prefix (ASL ``ErrorEquals`` matches
+#: exact names only, and the compiler cannot know the app's exception classes). Any other
+#: failure that survives the retries has an unknown outcome and compensates the step itself.
+REJECTION_PREFIX = "Rejected."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +112,10 @@ class Step:
     compensation: str | None = None
     retry: RetryPolicy = DEFAULT_RETRY
     timeout_seconds: int = 30
+    """What the action may take (for ``lambda``: at most the steps function's timeout, derived
+    from these by :func:`~saga_outbox.workflows.timeouts.function_timeout_seconds`; the Task's
+    ASL ``TimeoutSeconds`` exceeds that function timeout with a margin). For
+    ``lambda.waitForTaskToken``: how long to wait for the token."""
     idempotent: bool = False
     integration: Integration | str = Integration.LAMBDA
     """An :class:`Integration` or its value; always an :class:`Integration` after construction."""
@@ -120,10 +141,18 @@ class Step:
 class Workflow:
     """A saga (Standard) or a short idempotent pipeline (Express).
 
-    Standard: steps run in order; when step *k* fails after its retries, the compensations of
-    steps *k-1 … 1* run in reverse order, then ``on_compensated``; a compensation that still
-    fails ends the execution as FAILED with error ``CompensationFailed``. When all steps
-    succeed, ``on_success`` runs (its failure compensates every step).
+    Standard, in the classic form checked at construction: compensable steps, then at most one
+    *pivot* (the first step, or the ``on_success`` hook, without a compensation), then only
+    steps retried on ``States.ALL`` (nothing after the pivot can be undone). When step *k*
+    fails after its retries:
+
+    * a declared rejection (``Rejected.*``): compensate *k-1 … 1*;
+    * any other error (timeout, crash, retries exhausted: the outcome is unknown, it may have
+      committed): compensate *k* itself, then *k-1 … 1*; the pivot cannot be undone, so its
+      unknown outcome (and any failure after it) ends in ``CompensationFailed`` at once.
+
+    Then ``on_compensated``; a compensation that still fails ends the execution FAILED with
+    error ``CompensationFailed`` and a cause naming the failed state, its error and cause.
     Express: the same without compensations; a failing step fails the execution.
     ``function`` is the logical Lambda every Task invokes (a key of ``function_arns`` at compile time).
     """

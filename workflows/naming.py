@@ -63,6 +63,16 @@ def compensation_state_name(step_name: str) -> str:
     return f"{COMPENSATION_PREFIX}{step_name}"
 
 
+def failure_choice_name(step_name: str) -> str:
+    """Name of the Choice state that reads why ``step_name`` failed (rejected or unknown)."""
+    return f"{step_name}Failed"
+
+
+def unresolved_state_name(step_name: str) -> str:
+    """Name of the Pass state that records an unknown outcome of the pivot ``step_name``."""
+    return f"{step_name}Unresolved"
+
+
 def execution_name(workflow_name: str, event_id: str | uuid.UUID) -> str:
     """Deterministic Step Functions execution name for one event in one workflow.
 

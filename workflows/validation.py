@@ -20,6 +20,7 @@ EXPRESS_MAX_SECONDS = 300
 
 MAX_TASK_TIMEOUT_SECONDS = 99_999_999
 MAX_RETRY_INTERVAL_SECONDS = 99_999_999
+LAMBDA_MAX_TIMEOUT_SECONDS = 900  # a request/response step runs inside one Lambda invocation
 MAX_RETRY_ATTEMPTS = 100  # total attempts: ASL MaxAttempts is at most 99_999_999, keep it sane
 
 # States the compiler adds around the user's steps; a step may not take these names.
@@ -62,7 +63,7 @@ def check_retry_policy(policy: RetryPolicy) -> None:
 
 
 def check_step(step: Step) -> None:
-    from saga_outbox.workflows.definition import RetryPolicy
+    from saga_outbox.workflows.definition import Integration, RetryPolicy
 
     naming.validate_step_name(step.name)
     if step.name in RESERVED_STATE_NAMES:
@@ -78,6 +79,12 @@ def check_step(step: Step) -> None:
         raise error(f"retry of step {step.name!r}", step.retry, "must be a RetryPolicy")
     if not _is_int(step.timeout_seconds) or not 1 <= step.timeout_seconds <= MAX_TASK_TIMEOUT_SECONDS:
         raise error(f"timeout_seconds of step {step.name!r}", step.timeout_seconds, "must be an int >= 1")
+    if step.integration is Integration.LAMBDA and step.timeout_seconds > LAMBDA_MAX_TIMEOUT_SECONDS:
+        raise error(
+            f"timeout_seconds of step {step.name!r}",
+            step.timeout_seconds,
+            f"a Lambda runs at most {LAMBDA_MAX_TIMEOUT_SECONDS} s; use lambda.waitForTaskToken beyond",
+        )
     if not isinstance(step.idempotent, bool):
         raise error(f"idempotent of step {step.name!r}", step.idempotent, "must be a bool")
 
@@ -117,12 +124,54 @@ def check_workflow(workflow: Workflow) -> None:
 
     if workflow.kind is WorkflowKind.EXPRESS:
         _check_express(workflow)
+    else:
+        _check_saga_shape(workflow)
 
 
 def _state_names(workflow: Workflow) -> list[str]:
+    from saga_outbox.workflows.definition import WorkflowKind
+    from saga_outbox.workflows.outcomes import pivot_index, saga_sequence
+
     names = [s.name for s in workflow.steps] + [h.name for h in workflow.hooks()]
     names += [naming.compensation_state_name(s.name) for s in workflow.steps if s.compensation]
+    if workflow.kind is WorkflowKind.STANDARD:
+        sequence = saga_sequence(workflow)
+        pivot = pivot_index(workflow)
+        end = len(sequence) if pivot is None else pivot + 1
+        names += [naming.failure_choice_name(s.name) for s in sequence[:end]]
+        if pivot is not None:
+            names.append(naming.unresolved_state_name(sequence[pivot].name))
     return names
+
+
+def _check_saga_shape(workflow: Workflow) -> None:
+    """The classic saga: compensable steps, at most one pivot (the first step or on_success
+    hook without a compensation: the point of no return), then only steps retried until they
+    succeed. A failure after the pivot could undo nothing that matters (the pivot stays), so a
+    step there may neither be compensable nor fail on anything short of exhausting a
+    ``States.ALL`` retrier."""
+    from saga_outbox.workflows.outcomes import pivot_index, saga_sequence
+
+    sequence = saga_sequence(workflow)
+    pivot = pivot_index(workflow)
+    if pivot is None:
+        return
+    for step in sequence[pivot + 1 :]:
+        where = f"step {step.name!r} of workflow {workflow.name!r}"
+        after = f"it comes after the pivot {sequence[pivot].name!r} (the first step without a compensation)"
+        if step.compensation:
+            raise error(
+                f"compensation of {where}",
+                step.compensation,
+                f"{after} and nothing after the pivot is compensated; move the step before the pivot",
+            )
+        if step.retry.errors != ("States.ALL",):
+            raise error(
+                f"retry errors of {where}",
+                step.retry.errors,
+                f"{after}, so it must be retried until it succeeds: "
+                "retry=RetryPolicy(errors=('States.ALL',), ...); or give the pivot a compensation",
+            )
 
 
 def _check_express(workflow: Workflow) -> None:

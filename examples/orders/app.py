@@ -43,6 +43,7 @@ def create_app(*, schema: str = DEFAULT_ORDERS_SCHEMA, faults: FaultInjector = s
         "charge_payment": bind(steps.charge_payment, faults=faults),
         "refund_payment": bind(steps.refund_payment, faults=faults),
         "create_shipment": bind(steps.create_shipment, faults=faults),
+        "cancel_shipment": bind(steps.cancel_shipment),
         "confirm_order": bind(steps.confirm_order),
         "cancel_order": bind(steps.cancel_order),
     }

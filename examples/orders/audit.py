@@ -63,7 +63,7 @@ _DUPLICATES = {
 _LEFT_BEHIND = {
     "payments_not_refunded": "{o}.payments e WHERE e.refunded_at IS NULL",
     "reservations_not_released": "{o}.inventory_reservations e WHERE e.released_at IS NULL",
-    "shipments_of_cancelled_orders": "{o}.shipments e WHERE true",
+    "shipments_of_cancelled_orders": "{o}.shipments e WHERE e.cancelled_at IS NULL",
 }
 
 

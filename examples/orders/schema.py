@@ -94,6 +94,7 @@ def order_tables(schema: str = DEFAULT_ORDERS_SCHEMA) -> OrderTables:
         sa.Column("order_id", pg.UUID(as_uuid=True), order_fk(), nullable=False, index=True),
         sa.Column("tracking_number", sa.Text, nullable=False),
         _created_at(),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True)),  # compensated (cancel_shipment)
     )
     order_view = sa.Table(
         "order_view",
@@ -179,3 +180,7 @@ def _migrate(conn: sa.Connection, tables: OrderTables) -> None:
     )
     conn.execute(sa.schema.CreateSchema(tables.schema, if_not_exists=True))
     tables.metadata.create_all(conn, checkfirst=True)
+    # create_all adds no column to a table that exists: schemas from before cancel_shipment
+    conn.exec_driver_sql(
+        f'ALTER TABLE "{tables.schema}".shipments ADD COLUMN IF NOT EXISTS cancelled_at timestamptz'
+    )

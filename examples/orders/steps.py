@@ -38,6 +38,7 @@ from .schema import OrderTables
 __all__ = [
     "FaultInjector",
     "cancel_order",
+    "cancel_shipment",
     "charge_payment",
     "confirm_order",
     "create_shipment",
@@ -178,6 +179,25 @@ def create_shipment(
     tracking = "TRK-" + uuid.uuid5(HOOK_EVENT_NAMESPACE, task.effect_key).hex[:12].upper()
     row = _effect_once(ctx, t, t.c.tracking_number, order_id=order_id, tracking_number=tracking)
     return {"order_id": str(order_id), "shipment_id": row.id, "tracking_number": row.tracking_number}
+
+
+def cancel_shipment(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
+    """Compensation of create_shipment: idempotent, and a success when no shipment exists (the
+    step may have failed before or after its commit: an unknown outcome is undone blindly)."""
+    task, t = ctx, tables.shipments
+    order_id = _order_id(task)
+    cancelled = ctx.conn.execute(
+        t.update()
+        .where(t.c.execution_name == task.execution, t.c.order_id == order_id, t.c.cancelled_at.is_(None))
+        .values(cancelled_at=sa.func.now())
+        .returning(t.c.id)
+    ).all()
+    total = ctx.conn.execute(
+        sa.select(sa.func.count()).where(
+            t.c.execution_name == task.execution, t.c.order_id == order_id, t.c.cancelled_at.is_not(None)
+        )
+    ).scalar_one()
+    return {"order_id": str(order_id), "cancelled_now": len(cancelled), "cancelled_total": total}
 
 
 # ---------------------------------------------------------------------------- hooks

@@ -33,16 +33,26 @@ ORDER_SAGA = Workflow(
         Step(
             name="CreateShipment",
             action="create_shipment",
+            compensation="cancel_shipment",
             retry=TRANSIENT,
             timeout_seconds=30,
             idempotent=True,
         ),
     ],
-    on_success=Step(name="ConfirmOrder", action="confirm_order", retry=UNDO, idempotent=True),
+    # The pivot (first without a compensation): once the order is confirmed, nothing is undone.
+    on_success=Step(name="ConfirmOrder", action="confirm_order", retry=TRANSIENT, idempotent=True),
     on_compensated=Step(name="CancelOrder", action="cancel_order", retry=UNDO, idempotent=True),
 )
-"""Reserve stock, charge, ship; on failure refund and release in reverse order, then cancel.
-``confirm_order`` emits OrderConfirmed, ``cancel_order`` emits OrderCancelled (through the outbox)."""
+"""Reserve stock, charge, book the shipment, confirm; on failure cancel the shipment, refund and
+release in reverse order, then cancel the order.
+
+Every step is compensable and ``ConfirmOrder`` is the saga's pivot, so the classic shape holds
+(a booked shipment is cancellable until the order is confirmed, like a carrier label before
+pickup). A step failing with a declared rejection (``PaymentDeclined``) is not undone itself;
+one failing with an unknown outcome (timeout, crash, retries exhausted) is. ``confirm_order``
+rejected (``InvalidOrderTransition``) undoes everything; its outcome unknown ends in
+``CompensationFailed`` (it may have confirmed). ``confirm_order`` emits OrderConfirmed,
+``cancel_order`` emits OrderCancelled (through the outbox)."""
 
 ORDER_PROJECTION = Workflow(
     name="OrderProjection",

@@ -27,7 +27,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from ..exceptions import BusinessRuleViolation, IdempotencyStoreUnavailable, StepInProgress
+from ..exceptions import (
+    BusinessRuleViolation,
+    IdempotencyStoreUnavailable,
+    StepInProgress,
+    as_rejection,
+)
 from ..runtime import Handler, LazyHandler, Runtime
 from ..tasks import ActionRegistry, StepTask, run_step
 from ._observability import observability
@@ -87,7 +92,9 @@ def make_handler(
             logger.info(
                 "step failed by a business rule", extra={"error": type(exc).__name__, "reason": str(exc)}
             )
-            raise
+            # reported as "Rejected.<Class>": the saga skips this step's own compensation only
+            # for this declared "nothing happened"; every other failure may have committed
+            raise as_rejection(exc) from None
         except IdempotencyAlreadyInProgressError as exc:
             raise StepInProgress(f"{task.execution}/{task.state} is already running") from exc
         except IdempotencyPersistenceLayerError as exc:

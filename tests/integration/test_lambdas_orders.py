@@ -213,7 +213,9 @@ def test_compensations_are_idempotent(engine: sa.Engine, db: str) -> None:
 
 
 def test_compensation_without_effect_is_a_noop(engine: sa.Engine, db: str) -> None:
-    _, env = new_order(engine, db)
+    """A step with an unknown outcome is compensated blindly: every compensation must succeed
+    when its step never took effect."""
+    order_id, env = new_order(engine, db)
     release = task(
         "release_inventory",
         env,
@@ -222,6 +224,27 @@ def test_compensation_without_effect_is_a_noop(engine: sa.Engine, db: str) -> No
         kind="compensation",
     )
     assert run(engine, db, release)["released_total"] == 0
+    refund = task(
+        "refund_payment", env, step="ChargePayment", state="CompensateChargePayment", kind="compensation"
+    )
+    assert run(engine, db, refund) == {"order_id": str(order_id), "refunded_now": 0, "refunded_total": 0}
+    cancel = task(
+        "cancel_shipment", env, step="CreateShipment", state="CompensateCreateShipment", kind="compensation"
+    )
+    assert run(engine, db, cancel) == {"order_id": str(order_id), "cancelled_now": 0, "cancelled_total": 0}
+
+
+def test_cancel_shipment_is_idempotent(engine: sa.Engine, db: str) -> None:
+    order_id, env = new_order(engine, db)
+    t = order_tables(db)
+    run(engine, db, task("create_shipment", env, step="CreateShipment"))
+    cancel = task(
+        "cancel_shipment", env, step="CreateShipment", state="CompensateCreateShipment", kind="compensation"
+    )
+    assert run(engine, db, cancel)["cancelled_now"] == 1
+    assert run(engine, db, cancel) == {"order_id": str(order_id), "cancelled_now": 0, "cancelled_total": 1}
+    assert count(engine, t.shipments, t.shipments.c.cancelled_at.is_(None)) == 0
+    assert count(engine, t.shipments) == 1
 
 
 def test_simulated_failures_are_deterministic_and_leave_no_effect(engine: sa.Engine, db: str) -> None:

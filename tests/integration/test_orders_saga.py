@@ -262,8 +262,61 @@ def test_refund_failure_ends_in_compensation_failed(stack: Stack) -> None:
     described = stack.sfn.describe_execution(executionArn=saga)
     assert described["status"] == "FAILED"
     assert described.get("error") == "CompensationFailed"
+    # the execution says what to repair: the failed state, its error and its cause
+    failed = json.loads(described["cause"])
+    assert list(failed) == ["CompensateChargePayment"]
+    assert failed["CompensateChargePayment"]["Error"] == "Rejected.RefundFailed"
+    assert "refund failed (simulated)" in failed["CompensateChargePayment"]["Cause"]
     assert stack.order(order_id) == ("PENDING", 1)  # left for manual repair, with an alarm
     assert stack.one(stack.tables.shipments, order_id) == []
+    # the shipment was rejected (nothing happened): its own compensation did not run
+    assert "CompensateCreateShipment" not in stack.states(saga)
+
+
+def test_charge_with_unknown_outcome_is_refunded(stack: Stack) -> None:
+    """The charge commits, then its response is lost on every attempt (Lambda.Unknown, as after
+    a timeout at second 31 of 30): the saga must refund it, not keep it while cancelling."""
+    lost: list[str] = []
+
+    def response_lost(event: dict[str, Any], context: Any) -> Any:
+        result = steps.handler(event, context)
+        if event["action"] == "charge_payment":
+            lost.append(event["state"])
+            raise type("Lambda.Unknown", (Exception,), {})("response lost after the commit")
+        return result
+
+    with lambda_bridge({"steps": response_lost}):
+        order_id = stack.place(BODY)
+        stack.settle()
+    saga = stack.saga_arn(order_id)
+    assert stack.sfn.describe_execution(executionArn=saga)["status"] == "SUCCEEDED"
+    states = stack.states(saga)
+    assert states[states.index("ChargePaymentFailed") + 1] == "CompensateChargePayment"
+    assert len(lost) == 3  # retried (Lambda.Unknown is transient), then compensated
+    [payment] = stack.one(stack.tables.payments, order_id)  # charged once, however often retried
+    assert payment.refunded_at is not None
+    assert all(r.released_at is not None for r in stack.one(stack.tables.inventory_reservations, order_id))
+    assert stack.order(order_id) == ("CANCELLED", 2)
+
+
+def test_shipment_failure_after_commit_is_cancelled(stack: Stack) -> None:
+    """The shipment commits, then the step times out: the shipment is cancelled, the payment
+    refunded and the stock released: nothing of a cancelled order stays behind."""
+
+    def timed_out(event: dict[str, Any], context: Any) -> Any:
+        result = steps.handler(event, context)
+        if event["action"] == "create_shipment":
+            raise type("Sandbox.Timedout", (Exception,), {})("Task timed out after 30.00 seconds")
+        return result
+
+    with lambda_bridge({"steps": timed_out}):
+        order_id = stack.place(BODY)
+        stack.settle()
+    t = stack.tables
+    [shipment] = stack.one(t.shipments, order_id)
+    assert shipment.cancelled_at is not None
+    assert all(p.refunded_at is not None for p in stack.one(t.payments, order_id))
+    assert stack.order(order_id) == ("CANCELLED", 2)
 
 
 def test_redelivery_and_repeated_step_make_one_effect(stack: Stack) -> None:

@@ -31,12 +31,22 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
 
 class DatabaseUnavailable(Exception):
     """What the test handler raises: named like the handlers' transient error, so the order
-    workflows retry it (a business error would go straight to compensation)."""
+    workflows retry it (a business error would go straight to compensation). When its retries
+    run out the step's outcome is unknown: it may have committed."""
+
+
+def named_error(name: str) -> type[Exception]:
+    """An exception whose Lambda ``errorType`` (its class name) is ``name``: how a function
+    reports ``Rejected.PaymentDeclined`` or ``Lambda.Unknown`` through the bridge."""
+    return type(name, (Exception,), {})
 
 
 class Recorder:
     """The steps Lambda for tests: records every call per execution; fails the actions listed in
-    ``payload["fail"]`` always and those in ``payload["fail_once"]`` on their first attempt."""
+    ``payload["fail"]`` always (an unknown outcome once retries run out), those in
+    ``payload["reject"]`` always with a declared rejection (``Rejected.<action>``: nothing
+    happened), and those in ``payload["fail_once"]`` (action -> error name, default
+    DatabaseUnavailable) on their first attempt."""
 
     def __init__(self) -> None:
         self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -48,11 +58,15 @@ class Recorder:
             calls = self.calls[event["execution"]]
             calls.append(event)
             attempts = sum(1 for c in calls if c["state"] == event["state"])
-        if event["action"] in payload.get("fail", ()):
-            raise DatabaseUnavailable(f"{event['action']} failed")
-        if event["action"] in payload.get("fail_once", ()) and attempts == 1:
-            raise DatabaseUnavailable(f"{event['action']} failed once")
-        return {"done": event["action"], "attempt": attempts}
+        action = event["action"]
+        if action in payload.get("fail", ()):
+            raise DatabaseUnavailable(f"{action} failed")
+        if action in payload.get("reject", ()):
+            raise named_error(f"Rejected.{action}")(f"{action} declined")
+        once = payload.get("fail_once", {})
+        if action in once and attempts == 1:
+            raise named_error(once[action] or "DatabaseUnavailable")(f"{action} failed once")
+        return {"done": action, "attempt": attempts}
 
     def actions(self, execution: str) -> list[str]:
         return [c["action"] for c in self.calls[execution]]
@@ -118,103 +132,126 @@ HAPPY = [
     "MarkCompleted",
     "SagaCompleted",
 ]
+UNDONE = ["CancelOrder", "MarkCompensated", "SagaCompensated"]
+ACTIONS = ["reserve_inventory", "charge_payment", "create_shipment", "confirm_order"]
 
-# failing action -> (expected status, states entered after Start, actions called)
-SAGA_SCENARIOS: dict[str, tuple[dict[str, Any], str, list[str], list[str]]] = {
-    "happy path": (
-        {},
-        "SUCCEEDED",
-        HAPPY,
-        ["reserve_inventory", "charge_payment", "create_shipment", "confirm_order"],
-    ),
+# scenario -> (payload, expected status, states entered, actions called, words in the cause)
+SAGA_SCENARIOS: dict[str, tuple[dict[str, Any], str, list[str], list[str], list[str]]] = {
+    "happy path": ({}, "SUCCEEDED", HAPPY, ACTIONS, []),
+    # unknown outcome (transient retries exhausted): the failing step itself is undone too
     "ReserveInventory fails": (
         {"fail": ["reserve_inventory"]},
         "SUCCEEDED",
-        ["Start", "ReserveInventory", "CancelOrder", "MarkCompensated", "SagaCompensated"],
-        ["reserve_inventory"] * 3 + ["cancel_order"],
+        ["Start", "ReserveInventory", "ReserveInventoryFailed", "CompensateReserveInventory", *UNDONE],
+        ["reserve_inventory"] * 3 + ["release_inventory", "cancel_order"],
+        [],
+    ),
+    # a declared rejection proves nothing happened: not retried, its own compensation skipped
+    "ReserveInventory rejected": (
+        {"reject": ["reserve_inventory"]},
+        "SUCCEEDED",
+        ["Start", "ReserveInventory", "ReserveInventoryFailed", *UNDONE],
+        ["reserve_inventory", "cancel_order"],
+        [],
     ),
     "ChargePayment fails": (
         {"fail": ["charge_payment"]},
         "SUCCEEDED",
         [
-            "Start",
-            "ReserveInventory",
-            "ChargePayment",
+            *HAPPY[:3],
+            "ChargePaymentFailed",
+            "CompensateChargePayment",
             "CompensateReserveInventory",
-            "CancelOrder",
-            "MarkCompensated",
-            "SagaCompensated",
+            *UNDONE,
         ],
-        ["reserve_inventory", *["charge_payment"] * 3, "release_inventory", "cancel_order"],
+        ["reserve_inventory", *["charge_payment"] * 3, "refund_payment", "release_inventory", "cancel_order"],
+        [],
+    ),
+    "ChargePayment rejected": (
+        {"reject": ["charge_payment"]},
+        "SUCCEEDED",
+        [*HAPPY[:3], "ChargePaymentFailed", "CompensateReserveInventory", *UNDONE],
+        ["reserve_inventory", "charge_payment", "release_inventory", "cancel_order"],
+        [],
     ),
     "CreateShipment fails": (
         {"fail": ["create_shipment"]},
         "SUCCEEDED",
         [
-            "Start",
-            "ReserveInventory",
-            "ChargePayment",
-            "CreateShipment",
+            *HAPPY[:4],
+            "CreateShipmentFailed",
+            "CompensateCreateShipment",
             "CompensateChargePayment",
             "CompensateReserveInventory",
-            "CancelOrder",
-            "MarkCompensated",
-            "SagaCompensated",
+            *UNDONE,
         ],
         [
-            "reserve_inventory",
-            "charge_payment",
+            *ACTIONS[:2],
             *["create_shipment"] * 3,
+            "cancel_shipment",
             "refund_payment",
             "release_inventory",
             "cancel_order",
         ],
+        [],
     ),
-    "on_success hook fails": (
-        {"fail": ["confirm_order"]},
+    # the pivot (first step without compensation) rejected: everything before it is undone
+    "on_success hook rejected": (
+        {"reject": ["confirm_order"]},
         "SUCCEEDED",
         [
             *HAPPY[:5],
+            "ConfirmOrderFailed",
+            "CompensateCreateShipment",
             "CompensateChargePayment",
             "CompensateReserveInventory",
-            "CancelOrder",
-            "MarkCompensated",
-            "SagaCompensated",
+            *UNDONE,
         ],
-        [
-            "reserve_inventory",
-            "charge_payment",
-            "create_shipment",
-            *["confirm_order"] * 3,
-            "refund_payment",
-            "release_inventory",
-            "cancel_order",
-        ],
+        [*ACTIONS, "cancel_shipment", "refund_payment", "release_inventory", "cancel_order"],
+        [],
+    ),
+    # the pivot's outcome unknown: it cannot be undone, so nothing is undone blindly; alarm
+    "on_success hook fails": (
+        {"fail": ["confirm_order"]},
+        "FAILED",
+        [*HAPPY[:5], "ConfirmOrderFailed", "ConfirmOrderUnresolved", "CompensationFailed"],
+        [*ACTIONS, "confirm_order", "confirm_order"],
+        ["ConfirmOrder", "DatabaseUnavailable"],
     ),
     "refund fails": (
-        {"fail": ["create_shipment", "refund_payment"]},
+        {"reject": ["create_shipment"], "fail": ["refund_payment"]},
         "FAILED",
-        [
-            "Start",
-            "ReserveInventory",
-            "ChargePayment",
-            "CreateShipment",
-            "CompensateChargePayment",
-            "CompensationFailed",
-        ],
-        ["reserve_inventory", "charge_payment", *["create_shipment"] * 3, *["refund_payment"] * 3],
+        [*HAPPY[:4], "CreateShipmentFailed", "CompensateChargePayment", "CompensationFailed"],
+        [*ACTIONS[:3], *["refund_payment"] * 3],
+        ["CompensateChargePayment", "DatabaseUnavailable", "refund_payment failed"],
     ),
     "cancel hook fails": (
-        {"fail": ["reserve_inventory", "cancel_order"]},
+        {"reject": ["reserve_inventory"], "fail": ["cancel_order"]},
         "FAILED",
-        ["Start", "ReserveInventory", "CancelOrder", "CompensationFailed"],
-        [*["reserve_inventory"] * 3, *["cancel_order"] * 3],
+        ["Start", "ReserveInventory", "ReserveInventoryFailed", "CancelOrder", "CompensationFailed"],
+        ["reserve_inventory", *["cancel_order"] * 3],
+        ["CancelOrder", "DatabaseUnavailable"],
     ),
     "transient failure is retried": (
-        {"fail_once": ["charge_payment"]},
+        {"fail_once": {"charge_payment": None}},
         "SUCCEEDED",
         HAPPY,
-        ["reserve_inventory", "charge_payment", "charge_payment", "create_shipment", "confirm_order"],
+        ["reserve_inventory", "charge_payment", *ACTIONS[1:]],
+        [],
+    ),
+    # AWS's transient Lambda errors are retried, not compensated
+    "Lambda service errors are retried": (
+        {
+            "fail_once": {
+                "reserve_inventory": "Lambda.ClientExecutionTimeoutException",
+                "charge_payment": "Lambda.Unknown",
+                "create_shipment": "Sandbox.Timedout",
+            }
+        },
+        "SUCCEEDED",
+        HAPPY,
+        [*["reserve_inventory"] * 2, *["charge_payment"] * 2, *["create_shipment"] * 2, "confirm_order"],
+        [],
     ),
 }
 
@@ -226,7 +263,7 @@ def test_order_saga_outcomes(sfn: Any, recorder: Recorder) -> None:
         scenario: start(sfn, machine, ORDER_SAGA, envelope(**payload))
         for scenario, (payload, *_) in SAGA_SCENARIOS.items()
     }
-    for scenario, (_, status, states, actions) in SAGA_SCENARIOS.items():
+    for scenario, (_, status, states, actions, cause_words) in SAGA_SCENARIOS.items():
         name, arn = started[scenario]
         desc = wait(sfn, arn)
         assert desc["status"] == status, scenario
@@ -238,8 +275,10 @@ def test_order_saga_outcomes(sfn: Any, recorder: Recorder) -> None:
                 scenario
             )
         else:
+            # the operator reads which state failed, with its error and cause, off the execution
             assert desc["error"] == "CompensationFailed", scenario
-            assert desc["cause"], scenario
+            for word in cause_words:
+                assert word in desc["cause"], (scenario, word, desc["cause"])
 
 
 def test_tasks_receive_the_contract_payload(sfn: Any, recorder: Recorder) -> None:
@@ -273,6 +312,7 @@ def test_tasks_receive_the_contract_payload(sfn: Any, recorder: Recorder) -> Non
     assert set(output["results"]) == {
         "ReserveInventory",
         "ChargePayment",
+        "CompensateCreateShipment",  # its outcome is unknown: undone too
         "CompensateChargePayment",
         "CompensateReserveInventory",
         "CancelOrder",
@@ -338,7 +378,7 @@ def test_docs_example_compensates_in_reverse(aws_env: None) -> None:
     def card_declined(event: dict[str, Any], context: Any) -> Any:
         seen.append(event["action"])
         if event["action"] == "charge_card":
-            raise DatabaseUnavailable("declined")
+            raise named_error("Rejected.CardDeclined")("declined")
         return example["handler"](event, context)
 
     with mock_aws(config=MOTO_CONFIG), lambda_bridge({"steps": card_declined}):
@@ -353,7 +393,7 @@ def test_docs_example_compensates_in_reverse(aws_env: None) -> None:
         "book_flight",
         "book_hotel",
         "charge_card",
-        "charge_card",
+        "charge_card",  # a States.ALL retrier retries rejections too (ASL matches no prefix)
         "cancel_hotel",
         "cancel_flight",
         "notify_traveller",
@@ -362,7 +402,8 @@ def test_docs_example_compensates_in_reverse(aws_env: None) -> None:
 
 def test_task_token_step_and_step_timeout(aws_env: None) -> None:
     """waitForTaskToken completes on SendTaskSuccess; a step over its TimeoutSeconds fails with
-    States.Timeout and is compensated like any failure."""
+    States.Timeout, an unknown outcome (it may have committed at the last second): it is
+    compensated itself, then the steps before it."""
     from saga_outbox.workflows import RetryPolicy, Step
 
     once = RetryPolicy(max_attempts=1)
@@ -370,23 +411,34 @@ def test_task_token_step_and_step_timeout(aws_env: None) -> None:
         name="Approval",
         steps=[
             Step(name="Reserve", action="reserve", compensation="release", retry=once),
-            Step(name="Approve", action="ask", integration="lambda.waitForTaskToken", retry=once),
-            Step(name="Slow", action="slow", timeout_seconds=1, retry=once),
+            Step(
+                name="Approve", action="ask", compensation="withdraw", integration="lambda.waitForTaskToken"
+            ),
+            Step(name="Slow", action="slow", compensation="undo_slow", timeout_seconds=1, retry=once),
         ],
     )
     tokens: list[str] = []
     release = threading.Event()
+    undone: list[str] = []
 
     def steps(event: dict[str, Any], context: Any) -> Any:
         if "task_token" in event:
             tokens.append(event["task_token"])
         if event["action"] == "slow":
             release.wait(5)
+        if event["kind"] == "compensation":
+            undone.append(event["action"])
         return {"done": event["action"]}
 
+    definition = compile_definition(workflow, function_arns={"steps": FUNCTION_ARN})
+    # every Task outlasts the function's timeout (30 s, the longest step), never the other way
+    assert definition["States"]["Slow"]["TimeoutSeconds"] > 30
+    definition["States"]["Slow"]["TimeoutSeconds"] = 1  # keep the test short
     with mock_aws(config=MOTO_CONFIG), lambda_bridge({"steps": steps}):
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        machine = deploy(sfn, workflow)
+        machine = sfn.create_state_machine(
+            name=workflow.name, definition=json.dumps(definition), roleArn=ROLE_ARN
+        )["stateMachineArn"]
         _, arn = start(sfn, machine, workflow, envelope())
         deadline = time.monotonic() + 10
         while not tokens:
@@ -404,7 +456,11 @@ def test_task_token_step_and_step_timeout(aws_env: None) -> None:
         "Reserve",
         "Approve",
         "Slow",
+        "SlowFailed",
+        "CompensateSlow",
+        "CompensateApprove",
         "CompensateReserve",
         "MarkCompensated",
         "SagaCompensated",
     ]
+    assert undone == ["undo_slow", "withdraw", "release"]

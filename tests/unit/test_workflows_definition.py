@@ -188,9 +188,66 @@ def test_standard_accepts_non_idempotent_long_steps_and_token_waits() -> None:
     w = Workflow(
         name="Long",
         steps=[
-            step("Approve", integration="lambda.waitForTaskToken", timeout_seconds=86_400),
             step("Ship", compensation="unship"),
+            step("Approve", integration="lambda.waitForTaskToken", timeout_seconds=86_400),
         ],
     )
     assert w.kind is WorkflowKind.STANDARD
     assert isinstance(w.steps, tuple)
+
+
+FOREVER = RetryPolicy(errors=("States.ALL",), max_attempts=10)
+
+
+def test_saga_shape_compensable_steps_then_one_pivot_then_retried_steps() -> None:
+    """The classic form: compensable steps, at most one pivot (the first without compensation),
+    then only steps retried until they succeed."""
+    ok = [
+        [step("A", compensation="undo_a"), step("B", compensation="undo_b")],
+        [step("A", compensation="undo_a"), step("P")],
+        [step("P"), step("After", retry=FOREVER), step("More", retry=FOREVER)],
+    ]
+    for steps in ok:
+        Workflow(name="W", steps=steps)
+    Workflow(name="W", steps=[step("A", compensation="undo_a")], on_success=step("Confirm"))
+    Workflow(name="W", steps=[step("P")], on_success=step("Confirm", retry=FOREVER))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        # the orders saga before cancel_shipment: shipment (pivot) then a hook that can fail
+        (
+            {"steps": [step("A", compensation="undo_a"), step("Ship")], "on_success": step("Confirm")},
+            "retry errors of step 'Confirm' of workflow 'W'",
+        ),
+        ({"steps": [step("P"), step("B")]}, "step 'B' of workflow 'W'"),
+        ({"steps": [step("P"), step("B", compensation="undo_b")]}, "compensation of step 'B'"),
+        (
+            {"steps": [step("P"), step("B", compensation="undo_b", retry=FOREVER)]},
+            "nothing after the pivot is compensated",
+        ),
+        ({"steps": [step("P"), step("B", retry=RetryPolicy(max_attempts=99))]}, "after the pivot 'P'"),
+    ],
+)
+def test_saga_shape_refuses_failure_after_the_pivot(kwargs: dict[str, object], needle: str) -> None:
+    with pytest.raises(WorkflowValidationError) as info:
+        Workflow(name="W", **kwargs)  # type: ignore[arg-type]
+    assert needle in str(info.value)
+
+
+def test_orders_example_has_the_classic_shape() -> None:
+    from examples.orders.workflows import ORDER_SAGA
+
+    assert all(s.compensation for s in ORDER_SAGA.steps)  # the pivot is ConfirmOrder
+
+
+def test_generated_failure_state_names_are_reserved() -> None:
+    with pytest.raises(WorkflowValidationError, match="'AFailed': is used twice"):
+        Workflow(name="W", steps=[step("A", compensation="undo"), step("AFailed", compensation="undo")])
+
+
+def test_lambda_steps_fit_in_a_lambda() -> None:
+    with pytest.raises(WorkflowValidationError, match="timeout_seconds of step 'A' 901"):
+        step("A", timeout_seconds=901)
+    assert step("A", integration="lambda.waitForTaskToken", timeout_seconds=901).timeout_seconds == 901
