@@ -7,8 +7,11 @@ a process or a bounded drain) to publish them with deterministic deduplication i
 from .embedded import embedded_postgres_url
 from .envelope import OutboxEnvelope, deduplication_id, message_group_id
 from .exceptions import (
+    AggregateTypeSeparatorError,
     ConfigurationError,
     CredentialsMissingError,
+    DatabaseError,
+    DatabaseTimeoutError,
     DatabaseUnavailableError,
     InvalidEventError,
     OutboxError,
@@ -28,9 +31,12 @@ from .writer import enqueue
 
 __all__ = [
     "DEFAULT_SCHEMA",
+    "AggregateTypeSeparatorError",
     "BatchOutcome",
     "ConfigurationError",
     "CredentialsMissingError",
+    "DatabaseError",
+    "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "DrainResult",
     "EntryFailure",

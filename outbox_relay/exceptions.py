@@ -12,6 +12,8 @@ __all__ = [
     "AggregateTypeSeparatorError",
     "ConfigurationError",
     "CredentialsMissingError",
+    "DatabaseError",
+    "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "InvalidEventError",
     "OutboxError",
@@ -55,11 +57,26 @@ class PayloadTooLargeError(InvalidEventError):
         self.limit = limit
 
 
-class DatabaseUnavailableError(OutboxError):
-    """PostgreSQL could not be reached or refused the connection."""
+class DatabaseError(OutboxError):
+    """A PostgreSQL error, classified once in ``outbox_relay.db``. ``sqlstate`` is the
+    SQLSTATE (None when the driver gave none); ``transient`` says whether the same work can
+    succeed later unchanged (timeouts, lost connections, failover, deadlocks)."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.transient = transient
 
 
-class OutboxTableMissingError(OutboxError):
+class DatabaseUnavailableError(DatabaseError):
+    """PostgreSQL could not be reached, refused the connection, or is shutting down / read-only."""
+
+
+class DatabaseTimeoutError(DatabaseError):
+    """A statement or lock wait was cancelled by ``statement_timeout`` or ``lock_timeout``."""
+
+
+class OutboxTableMissingError(DatabaseError):
     """The outbox table does not exist: run ``saga-outbox outbox migrate``."""
 
 
@@ -75,10 +92,24 @@ class CredentialsMissingError(OutboxError):
     """No AWS credentials were found."""
 
 
-class PublishError(OutboxError):
-    """A whole publish request failed (network, throttling, service error)."""
+#: why a whole publish request failed; every cause but ``rejected`` is about the request or the
+#: service, never about one entry's content, so it spends no row's attempt.
+REQUEST_CAUSES = ("connection", "throttled", "server", "credentials", "permission", "destination")
 
-    def __init__(self, message: str, *, retryable: bool = True, throttled: bool = False) -> None:
+
+class PublishError(OutboxError):
+    """A whole publish request failed. ``cause`` is one of :data:`REQUEST_CAUSES` (the relay
+    backs off and retries, no attempt spent) or ``"rejected"``: the service refused the request
+    as malformed, which the relay narrows down to an entry by sending the entries one by one."""
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, throttled: bool = False, cause: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.retryable = retryable
         self.throttled = throttled
+        self.cause = cause or ("throttled" if throttled else "connection" if retryable else "rejected")
+        self.retryable = retryable and self.cause != "rejected"
+
+    @property
+    def request_level(self) -> bool:
+        return self.cause != "rejected"

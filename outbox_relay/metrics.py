@@ -17,6 +17,13 @@ LATE_RESENDS = "LateResends"
 LEASE_LOST = "LeaseLost"
 OLDEST_PENDING_AGE = "OldestPendingAgeSeconds"
 BATCH_LATENCY = "BatchLatencyMs"
+#: a whole publish request failed (outage, 5xx, throttling, credentials, permissions)
+REQUEST_FAILED = "PublishRequestFailed"
+#: a claim or mark failed on a database error (the pass is retried after a backoff)
+DATABASE_ERRORS = "DatabaseErrors"
+#: a pipeline died on an unexpected error and was restarted by the supervisor
+PIPELINE_RESTARTS = "PipelineRestarts"
+LISTEN_LOST = "ListenConnectionLost"
 
 
 class MetricsSink(Protocol):

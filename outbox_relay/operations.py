@@ -56,7 +56,7 @@ def outbox_status(
                 .mappings()
                 .all()
             )
-    except sa_exc.DBAPIError as exc:
+    except sa_exc.SQLAlchemyError as exc:
         raise translate(exc, schema=s) from exc
     return OutboxStatus(
         pending=int(counts.get("pending", 0)),
@@ -89,7 +89,7 @@ def retry_dead(
                 f"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE {where}",
                 params,
             ).rowcount
-    except sa_exc.DBAPIError as exc:
+    except sa_exc.SQLAlchemyError as exc:
         raise translate(exc, schema=s) from exc
 
 
@@ -126,7 +126,7 @@ def purge_published(
         try:
             with engine.begin() as conn:
                 n = conn.exec_driver_sql(sql, params).rowcount
-        except sa_exc.DBAPIError as exc:
+        except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, schema=s) from exc
         total += n
         batches += 1

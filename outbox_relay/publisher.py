@@ -38,6 +38,55 @@ THROTTLING_CODES = frozenset(
         "KMS.ThrottlingException",
     }
 )
+# Request-level codes by cause: none of them is about one entry's content.
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidSecurity",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "RequestExpired",
+        "AuthFailure",
+    }
+)
+PERMISSION_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "KMS.AccessDeniedException",
+        "KmsAccessDenied",
+        "KMS.DisabledException",
+        "KMS.InvalidStateException",
+        "KMS.NotFoundException",
+        "KmsDisabled",
+        "KmsInvalidState",
+        "KmsNotFound",
+    }
+)
+DESTINATION_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "InvalidAddress"}
+)
+SERVER_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable"})
+
+
+def request_cause(code: str, status: int) -> str:
+    """Why a whole request failed (see :data:`outbox_relay.exceptions.REQUEST_CAUSES`)."""
+    if code in THROTTLING_CODES or status == 429:
+        return "throttled"
+    if code in CREDENTIAL_CODES:
+        return "credentials"
+    if code in PERMISSION_CODES or status == 403:
+        return "permission"
+    if code in DESTINATION_CODES:
+        return "destination"
+    if code in SERVER_CODES or status >= 500:
+        return "server"
+    return "rejected"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +109,9 @@ class EntryFailure:
     reason: str
     permanent: bool = False  # the sender's fault: retrying the same bytes cannot succeed
     throttled: bool = False
+    #: the entry was not judged on its content (the whole request failed, or it was held back
+    #: behind a failed entry of its group): no attempt is spent
+    request_level: bool = False
 
 
 @dataclass(kw_only=True, slots=True)
@@ -199,14 +251,23 @@ class SqsFifoPublisher:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            throttled = code in THROTTLING_CODES or status == 429
+            cause = request_cause(code, status)
             raise PublishError(
                 f"SendMessageBatch to {self.queue_url} failed: {code}: {exc}",
-                retryable=throttled or status >= 500 or code in ("InternalError", "ServiceUnavailable"),
-                throttled=throttled,
+                retryable=cause != "rejected",
+                throttled=cause == "throttled",
+                cause=cause,
             ) from exc
         except BotoCoreError as exc:
-            raise PublishError(f"SendMessageBatch to {self.queue_url} failed: {exc}") from exc
+            from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+            credentials = isinstance(exc, NoCredentialsError | PartialCredentialsError) or (
+                "Credential" in type(exc).__name__
+            )
+            raise PublishError(
+                f"SendMessageBatch to {self.queue_url} failed: {type(exc).__name__}: {exc}",
+                cause="credentials" if credentials else "connection",
+            ) from exc
         outcome = BatchOutcome(
             succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])]
         )

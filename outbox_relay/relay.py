@@ -1,19 +1,22 @@
-"""The relay: claim → publish → mark, as a thread, a process or a bounded drain."""
+"""The relay: claim → publish → mark, as a thread, a process or a bounded drain.
+
+Failures are classified once (DESIGN.md §3, 4b): an entry SQS rejected for its own content
+spends that row's attempt; a request-level failure (connection, 5xx, throttling, credentials,
+permissions) backs the whole relay off and spends nothing; a database error never ends a
+pipeline (it is logged, counted, backed off and retried), and a supervisor restarts a pipeline
+that dies anyway.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import signal
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,94 +31,17 @@ from .envelope import (
     message_group_id,
     message_size,
 )
-from .exceptions import ConfigurationError, OutboxError, PublishError
+from .exceptions import DatabaseError, OutboxError, PublishError
 from .metrics import MetricsSink, NullMetrics
+from .options import DrainResult, RelayOptions
 from .publisher import BatchOutcome, EntryFailure, OutboundMessage, Publisher
-from .schema import DEFAULT_SCHEMA, check_schema
+from .sending import Backoff, Pacer, pack_batches
 from .store import ClaimedRow, OutboxStore, Release
-from .writer import notify_channel
+from .supervisor import Listener, PipelineCounter, RelayThread, supervise
 
 __all__ = ["DrainResult", "Relay", "RelayOptions", "RelayThread"]
 
 log = logging.getLogger("outbox_relay")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RelayOptions:
-    """How a relay claims, sends and retries. Every field is validated on construction."""
-
-    schema: str = DEFAULT_SCHEMA
-    #: rows claimed per database round trip
-    claim_size: int = 200
-    #: entries per SendMessageBatch (SQS allows at most 10)
-    batch_size: int = 10
-    #: consecutive rows of one aggregate per claim. 1 (default) sends a group one message at a
-    #: time, which keeps order even when SQS rejects one entry of a batch and accepts a later one
-    #: of the same group; up to 10 trades that guarantee for single-aggregate throughput.
-    rows_per_group: int = 1
-    #: SendMessageBatch requests in flight at once (shared by the pipelines)
-    concurrency: int = 8
-    #: claim→publish→mark passes running at once, each on its own groups
-    pipelines: int = 4
-    #: how long a claim is ours; a relay that stalls longer is fenced off
-    lease_seconds: float = 30.0
-    #: failed sends before a row is dead (throttling does not count)
-    max_attempts: int = 8
-    backoff_base_seconds: float = 0.5
-    backoff_max_seconds: float = 60.0
-    #: idle wait between polls when no NOTIFY arrives
-    poll_interval_seconds: float = 1.0
-    #: wake on LISTEN/NOTIFY (the writer notifies on commit)
-    listen: bool = True
-    #: SQS FIFO deduplicates a MessageDeduplicationId for 5 minutes only
-    dedup_window: timedelta = timedelta(minutes=5)
-    #: identifies this relay in leases and logs
-    relay_id: str = field(
-        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    )
-    #: how often the oldest-pending-age gauge is refreshed
-    lag_interval_seconds: float = 5.0
-    #: publish calls per second of this relay (None: unpaced). Set it just under the queue's
-    #: quota (FIFO normal mode: 300 per action, shared by every relay): a throttled call costs a
-    #: 0.5-2 s pause of the whole relay, so staying under the quota is worth far more.
-    max_calls_per_second: float | None = None
-
-    def __post_init__(self) -> None:
-        check_schema(self.schema)
-        checks: list[tuple[str, Any, bool]] = [
-            ("claim_size", self.claim_size, 1 <= self.claim_size <= 10_000),
-            ("batch_size", self.batch_size, 1 <= self.batch_size <= 10),
-            ("rows_per_group", self.rows_per_group, 1 <= self.rows_per_group <= 10),
-            ("concurrency", self.concurrency, 1 <= self.concurrency <= 256),
-            ("pipelines", self.pipelines, 1 <= self.pipelines <= 16),
-            ("lease_seconds", self.lease_seconds, self.lease_seconds >= 1),
-            ("max_attempts", self.max_attempts, self.max_attempts >= 1),
-            ("backoff_base_seconds", self.backoff_base_seconds, self.backoff_base_seconds > 0),
-            (
-                "backoff_max_seconds",
-                self.backoff_max_seconds,
-                self.backoff_max_seconds >= self.backoff_base_seconds,
-            ),
-            ("poll_interval_seconds", self.poll_interval_seconds, self.poll_interval_seconds > 0),
-            (
-                "max_calls_per_second",
-                self.max_calls_per_second,
-                self.max_calls_per_second is None or self.max_calls_per_second > 0,
-            ),
-        ]
-        for name, value, ok in checks:
-            if not ok:
-                raise ConfigurationError(f"RelayOptions.{name}={value!r} is out of range")
-
-
-@dataclass(frozen=True, slots=True)
-class DrainResult:
-    published: int
-    failed: int
-    dead: int
-    late_resends: int
-    remaining: int
-    seconds: float
 
 
 @dataclass(slots=True)
@@ -152,11 +78,16 @@ class Relay:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._wake = threading.Event()
-        self._throttled_until = 0.0
+        opts = self.options
+        # one for the send path, one for the database: an SQS outage must not slow the
+        # database retries down, nor the reverse
+        self._send_backoff = Backoff(opts.backoff_base_seconds, opts.backoff_max_seconds, clock)
+        self._db_backoff = Backoff(opts.backoff_base_seconds, opts.backoff_max_seconds, clock)
+        self._serving = PipelineCounter()
         self._last_lag = -1e9
         self._checked = False
-        rate = self.options.max_calls_per_second
-        self._pacer = _Pacer(rate) if rate else None
+        rate = opts.max_calls_per_second
+        self._pacer = Pacer(rate) if rate else None
 
     # -- lifecycle -----------------------------------------------------------------------
     def check(self) -> None:
@@ -182,6 +113,10 @@ class Relay:
         """Ask an idle relay to look for work now (the NOTIFY listener calls this)."""
         self._wake.set()
 
+    @property
+    def alive_pipelines(self) -> int:
+        return self._serving.value
+
     # -- one pass ------------------------------------------------------------------------
     def run_once(self) -> int:
         """Claim, publish and mark one set of rows; return how many were published."""
@@ -190,8 +125,8 @@ class Relay:
     def _pass(self) -> _PassStats:
         opts = self.options
         stats = _PassStats()
-        wait = self._throttled_until - self._clock()
-        if wait > 0:
+        wait = self._send_backoff.remaining()
+        if wait > 0:  # SQS is failing as a whole: claiming now would only hold leases
             time.sleep(min(wait, opts.backoff_max_seconds))
         try:
             token, rows = self._store.claim(
@@ -201,43 +136,19 @@ class Relay:
                 lease_seconds=opts.lease_seconds,
                 scan=max(opts.claim_size * 4, 500),
             )
-        except sa_exc.DBAPIError as exc:
+        except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, schema=opts.schema) from exc
         if not rows:
             return stats
         deadline = self._clock() + opts.lease_seconds * 0.8
-        late = [
-            r
-            for r in rows
-            if r.first_sent_at is not None and r.claimed_at - r.first_sent_at > opts.dedup_window
-        ]
-        for r in late:
-            log.warning(
-                "late re-send of event %s: first sent %s, past the SQS dedup window; "
-                "consumers must dedup on the event id",
-                r.event_id,
-                r.first_sent_at,
-            )
-        stats.late = len(late)
-        if late:
-            self.metrics.count(m.LATE_RESENDS, len(late))
+        stats.late = self._count_late(rows)
         messages, releases = self._build(rows)
         attempts = {r.id: r.attempts for r in rows}
         published, more = self._publish(messages, deadline, attempts)
         releases.extend(more)
         stats.published = len(published)
         stats.failed = sum(1 for r in releases if r.spend_attempt)
-        try:
-            marked, died = self._store.mark(
-                token=token, published=published, releases=releases, max_attempts=opts.max_attempts
-            )
-        except sa_exc.DBAPIError as exc:
-            # The rows stay leased; after the lease they are claimed again and re-sent with the
-            # same deduplication ids, so a failed mark costs a duplicate send, never a loss.
-            log.error(
-                "marking %d rows failed (they will be re-sent after the lease): %s", len(published), exc
-            )
-            raise translate(exc, schema=opts.schema) from exc
+        marked, died = self._mark(token, published, releases)
         if marked < len(published):
             log.warning("lease lost on %d rows (another relay took them over)", len(published) - marked)
             self.metrics.count(m.LEASE_LOST, len(published) - marked)
@@ -251,6 +162,45 @@ class Relay:
             self.metrics.count(m.DEAD, len(died))
         stats.published = marked
         return stats
+
+    def _mark(self, token: int, published: list[int], releases: list[Release]) -> tuple[int, list[Any]]:
+        """Mark what was sent; a transient database error is retried a few times right away,
+        since giving up means the rows are re-sent only after the lease (a duplicate send)."""
+        opts = self.options
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._store.mark(
+                    token=token, published=published, releases=releases, max_attempts=opts.max_attempts
+                )
+            except sa_exc.SQLAlchemyError as exc:
+                error = translate(exc, schema=opts.schema)
+                if not error.transient or attempt == 3:
+                    # The rows stay leased; after the lease they are claimed again and re-sent
+                    # with the same deduplication ids: a failed mark costs a duplicate send,
+                    # never a loss.
+                    log.error(
+                        "marking %d rows failed (they will be re-sent after the lease): %s",
+                        len(published),
+                        error,
+                    )
+                    raise error from exc
+                time.sleep(opts.backoff_base_seconds * attempt)
+
+    def _count_late(self, rows: Sequence[ClaimedRow]) -> int:
+        window = self.options.dedup_window
+        late = [r for r in rows if r.first_sent_at is not None and r.claimed_at - r.first_sent_at > window]
+        for r in late:
+            log.warning(
+                "late re-send of event %s: first sent %s, past the SQS dedup window; "
+                "consumers must dedup on the event id",
+                r.event_id,
+                r.first_sent_at,
+            )
+        if late:
+            self.metrics.count(m.LATE_RESENDS, len(late))
+        return len(late)
 
     def _build(self, rows: Sequence[ClaimedRow]) -> tuple[list[OutboundMessage], list[Release]]:
         messages: list[OutboundMessage] = []
@@ -290,30 +240,11 @@ class Relay:
         return messages, releases
 
     def _batches(self, messages: list[OutboundMessage]) -> list[list[OutboundMessage]]:
-        """Pack messages into requests; a group's rows are consecutive and never split across
-        requests (requests run concurrently and would race)."""
-        limit_n = min(self.options.batch_size, self.publisher.max_batch_entries)
-        limit_b = self.publisher.max_batch_bytes
-        by_group: dict[str, list[OutboundMessage]] = {}
-        for msg in messages:  # messages come in id order, so each list is in commit order
-            by_group.setdefault(msg.group_id, []).append(msg)
-        runs = list(by_group.values())
-        batches: list[list[OutboundMessage]] = []
-        current: list[OutboundMessage] = []
-        size = 0
-        for run in runs:
-            run_size = sum(x.size for x in run)
-            if current and (len(current) + len(run) > limit_n or size + run_size > limit_b):
-                batches.append(current)
-                current, size = [], 0
-            while run and (len(run) > limit_n or run_size > limit_b):
-                run.pop()  # the tail of an oversized run waits for the next claim
-                run_size = sum(x.size for x in run)
-            current.extend(run)
-            size += run_size
-        if current:
-            batches.append(current)
-        return batches
+        return pack_batches(
+            messages,
+            max_entries=min(self.options.batch_size, self.publisher.max_batch_entries),
+            max_bytes=self.publisher.max_batch_bytes,
+        )
 
     def _publish(
         self, messages: list[OutboundMessage], deadline: float, attempts: dict[int, int]
@@ -341,32 +272,17 @@ class Relay:
             self._pacer.wait()
         if self._clock() > deadline:
             # Our lease may have passed to another relay: sending now could overtake it.
-            return BatchOutcome(
-                failed=[
-                    EntryFailure(
-                        row_id=x.row_id, code="LeaseExpired", reason="lease about to expire", throttled=True
-                    )
-                    for x in batch
-                ]
-            )
+            return _not_tried(batch, "LeaseExpired", "lease about to expire")
         started = time.perf_counter()
         try:
             outcome = self.publisher.publish_batch(batch)
+            self._send_backoff.succeeded()
         except PublishError as exc:
-            if exc.throttled:
-                self.metrics.count(m.THROTTLED)
-            outcome = BatchOutcome(
-                failed=[
-                    EntryFailure(
-                        row_id=x.row_id,
-                        code="RequestFailed",
-                        reason=str(exc),
-                        permanent=not exc.retryable,
-                        throttled=exc.throttled,
-                    )
-                    for x in batch
-                ]
-            )
+            if exc.request_level:
+                return self._request_failed(batch, exc)
+            # The service refused the request as a whole; find the entry at fault by sending
+            # them one by one, so that only its row is charged.
+            outcome = self._send_singly(batch, exc) if len(batch) > 1 else _rejected(batch, exc)
         except Exception as exc:  # a publisher bug must not kill the relay or lose the rows
             log.exception("publisher raised")
             outcome = BatchOutcome(
@@ -377,20 +293,77 @@ class Relay:
         self.metrics.timing(m.BATCH_LATENCY, (time.perf_counter() - started) * 1000)
         return outcome
 
+    def _request_failed(self, batch: list[OutboundMessage], exc: PublishError) -> BatchOutcome:
+        delay = self._send_backoff.fail(short=exc.throttled)
+        self.metrics.count(m.REQUEST_FAILED)
+        if exc.throttled:
+            self.metrics.count(m.THROTTLED)
+        log.warning(
+            "publish request failed (%s): %s; the relay backs off %.2fs, no attempt spent on its %d rows",
+            exc.cause,
+            exc,
+            delay,
+            len(batch),
+        )
+        code = "throttled" if exc.throttled else f"request failed ({exc.cause})"
+        return _not_tried(batch, code, str(exc), throttled=exc.throttled)
+
+    def _send_singly(self, batch: list[OutboundMessage], first: PublishError) -> BatchOutcome:
+        log.warning("request of %d entries refused (%s): sending them one by one", len(batch), first)
+        total = BatchOutcome()
+        stopped: set[str] = set()  # a group whose entry failed: its later rows must wait
+        for msg in batch:
+            if msg.group_id in stopped:
+                total.failed.extend(_not_tried([msg], "HeldBehindFailure", "an earlier row failed").failed)
+                continue
+            try:
+                one = self.publisher.publish_batch([msg])
+            except PublishError as exc:
+                one = self._request_failed([msg], exc) if exc.request_level else _rejected([msg], exc)
+            total.succeeded.extend(one.succeeded)
+            total.failed.extend(one.failed)
+            if one.failed:
+                stopped.add(msg.group_id)
+        return total
+
     def _release_for(self, failure: EntryFailure, attempts: int) -> Release:
         opts = self.options
-        if failure.throttled:
-            delay = random.uniform(opts.backoff_base_seconds, opts.backoff_base_seconds * 4)
-            self._throttled_until = max(self._throttled_until, self._clock() + delay)
-            return Release(failure.row_id, f"throttled: {failure.code}", delay, False)
+        reason = f"{failure.code}: {failure.reason}"
+        if failure.throttled or failure.request_level:
+            # not this row's fault: wait as long as the relay does, spend nothing
+            delay = max(self._send_backoff.remaining(), opts.backoff_base_seconds)
+            return Release(failure.row_id, reason, delay, False)
         if failure.permanent:
-            return Release(failure.row_id, f"{failure.code}: {failure.reason}", 0.0, True, dead=True)
+            return Release(failure.row_id, reason, 0.0, True, dead=True)
         # exponential backoff with full jitter, so relays retrying together spread out
         ceiling = min(opts.backoff_max_seconds, opts.backoff_base_seconds * 2 ** min(attempts, 20))
         delay = random.uniform(opts.backoff_base_seconds / 2, max(ceiling, opts.backoff_base_seconds))
-        return Release(failure.row_id, f"{failure.code}: {failure.reason}", delay, True)
+        return Release(failure.row_id, reason, delay, True)
 
     # -- loops ---------------------------------------------------------------------------
+    def _guarded_pass(self, stop: threading.Event | None, time_left: float | None = None) -> _PassStats:
+        """One pass; a database error is logged, counted and backed off, never raised."""
+        try:
+            stats = self._pass()
+        except DatabaseError as exc:
+            delay = self._db_backoff.fail()
+            if time_left is not None:
+                delay = min(delay, max(time_left, 0.0))
+            self.metrics.count(m.DATABASE_ERRORS)
+            log.error(
+                "relay pass failed on a database error (%s, retrying in %.2fs): %s",
+                exc.sqlstate or "no SQLSTATE",
+                delay,
+                exc,
+            )
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+            return _PassStats()
+        self._db_backoff.succeeded()
+        return stats
+
     def drain(self, *, max_seconds: float, idle_exit: bool = True) -> DrainResult:
         """Publish until nothing is due or ``max_seconds`` pass (for a scheduled Lambda)."""
         if not self._checked:
@@ -400,15 +373,17 @@ class Relay:
         lock = threading.Lock()
 
         def work() -> None:
-            while self._clock() - started < max_seconds:
-                stats = self._pass()
+            while (left := max_seconds - (self._clock() - started)) > 0:
+                failures = self._db_backoff.failures
+                stats = self._guarded_pass(None, left)
                 with lock:
                     total.published += stats.published
                     total.failed += stats.failed
                     total.dead += stats.dead
                     total.late += stats.late
-                if stats.published == 0 and stats.failed == 0 and stats.dead == 0 and idle_exit:
-                    break
+                idle = stats.published == 0 and stats.failed == 0 and stats.dead == 0
+                if idle and idle_exit and self._db_backoff.failures <= failures:
+                    break  # nothing to do (a database error is not "nothing to do")
 
         self._in_pipelines(work)
         self._report_lag(force=True)
@@ -443,42 +418,54 @@ class Relay:
             raise errors[0]
 
     def pending_count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.exec_driver_sql(
-                    f"SELECT count(*) FROM \"{self.options.schema}\".outbox WHERE state = 'pending'"
-                ).scalar_one()
-            )
+        try:
+            with self.engine.connect() as conn:
+                return int(
+                    conn.exec_driver_sql(
+                        f"SELECT count(*) FROM \"{self.options.schema}\".outbox WHERE state = 'pending'"
+                    ).scalar_one()
+                )
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, schema=self.options.schema) from exc
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; in-flight batches finish and are marked before return."""
         if not self._checked:
             self.check()
-        listener = _Listener(self, stop) if self.options.listen else None
+        listener = Listener(self, stop) if self.options.listen else None
         if listener:
             listener.start()
+        restarts = Backoff(self.options.backoff_base_seconds, self.options.backoff_max_seconds)
+
+        def pipeline() -> None:
+            supervise(
+                lambda: self._serve(stop),
+                stop=stop,
+                name=threading.current_thread().name,
+                restart_delay=restarts.fail,
+                on_restart=lambda: self.metrics.count(m.PIPELINE_RESTARTS),
+            )
+
         try:
-            self._in_pipelines(lambda: self._serve(stop))
+            self._in_pipelines(pipeline)
         finally:
             if listener:
                 listener.stop()
 
     def _serve(self, stop: threading.Event) -> None:
-        errors = 0
-        while not stop.is_set():
-            try:
-                stats = self._pass()
-                errors = 0
-            except OutboxError as exc:
-                errors += 1
-                delay = min(self.options.backoff_max_seconds, 0.5 * 2 ** min(errors, 6))
-                log.error("relay pass failed (retrying in %.1fs): %s", delay, exc)
-                stop.wait(delay)
-                continue
-            self._report_lag()
-            if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
-                self._wake.wait(self.options.poll_interval_seconds)
-                self._wake.clear()
+        with self._serving:
+            while not stop.is_set():
+                try:
+                    stats = self._guarded_pass(stop)
+                except OutboxError as exc:  # e.g. a publisher's own error type, raised late
+                    delay = self._db_backoff.fail()
+                    log.error("relay pass failed (retrying in %.1fs): %s", delay, exc)
+                    stop.wait(delay)
+                    continue
+                self._report_lag()
+                if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
+                    self._wake.wait(self.options.poll_interval_seconds)
+                    self._wake.clear()
 
     def start_in_thread(self) -> RelayThread:
         """Run inside a host application; returns a handle whose ``stop()`` drains and joins."""
@@ -508,75 +495,27 @@ class Relay:
             self._last_lag = now
             try:
                 self.metrics.gauge(m.OLDEST_PENDING_AGE, self._store.oldest_pending_age())
-            except sa_exc.DBAPIError as exc:
+            except sa_exc.SQLAlchemyError as exc:
                 log.warning("could not read the outbox lag: %s", exc)
 
 
-class _Pacer:
-    """A token bucket shared by the sender threads: on average ``rate`` calls per second, with
-    up to ``burst`` at once after a pause, so a slot missed while senders wait on the database
-    is caught up instead of lost."""
-
-    def __init__(self, rate: float, burst: int | None = None) -> None:
-        self._interval = 1.0 / rate
-        self._window = self._interval * (burst if burst is not None else max(1, int(rate / 20)))
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(self._next, now - self._window)
-            self._next = slot + self._interval
-        if slot > now:
-            time.sleep(slot - now)
+def _not_tried(
+    batch: Sequence[OutboundMessage], code: str, reason: str, *, throttled: bool = False
+) -> BatchOutcome:
+    """Every entry released untouched: no attempt spent (the failure was not theirs)."""
+    return BatchOutcome(
+        failed=[
+            EntryFailure(row_id=x.row_id, code=code, reason=reason, throttled=throttled, request_level=True)
+            for x in batch
+        ]
+    )
 
 
-class RelayThread:
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=relay.run_forever, args=(self._stop,), name="outbox-relay", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        self._stop.set()
-        self.relay.wake()
-        self._thread.join(timeout)
-
-
-class _Listener(threading.Thread):
-    """LISTEN on a dedicated connection; a NOTIFY from a committing writer wakes the relay."""
-
-    def __init__(self, relay: Relay, stop: threading.Event) -> None:
-        super().__init__(name="outbox-listen", daemon=True)
-        self.relay = relay
-        self._stop_event = stop
-        self._halt = threading.Event()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
-
-    def run(self) -> None:
-        import psycopg
-
-        url = self.relay.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
-        channel = notify_channel(self.relay.options.schema)
-        while not (self._halt.is_set() or self._stop_event.is_set()):
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute(f'LISTEN "{channel}"')
-                    while not (self._halt.is_set() or self._stop_event.is_set()):
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self.relay.wake()
-            except psycopg.Error as exc:
-                log.warning("LISTEN connection lost (polling meanwhile): %s", exc)
-                self._halt.wait(1.0)
+def _rejected(batch: Sequence[OutboundMessage], exc: PublishError) -> BatchOutcome:
+    """A one-entry request the service refused as malformed: that entry's own fault."""
+    return BatchOutcome(
+        failed=[
+            EntryFailure(row_id=x.row_id, code="RequestRejected", reason=str(exc), permanent=True)
+            for x in batch
+        ]
+    )

@@ -12,7 +12,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["FaultySqsClient", "SentEntry"]
+__all__ = ["FaultySqsClient", "SentEntry", "client_error", "endpoint_unreachable"]
+
+
+def endpoint_unreachable(url: str = "https://sqs.us-east-1.amazonaws.com/") -> Exception:
+    """What botocore raises when the SQS endpoint refuses connections."""
+    from botocore.exceptions import EndpointConnectionError
+
+    return EndpointConnectionError(endpoint_url=url)
+
+
+def client_error(code: str, status: int, message: str = "injected") -> ClientError:
+    """A request-level AWS error, e.g. ``client_error("ExpiredToken", 403)``."""
+    error: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(error, "SendMessageBatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +46,10 @@ class FaultySqsClient:
     - ``entry_failure_rate``: per-entry ``InternalError`` (server fault, retryable);
     - ``throttle_rate``: the whole call raises ``ThrottlingException``;
     - ``fail_entry``: a predicate on the entry dict for deterministic failures (poison tests);
-    - ``after_send``: a hook called after a successful call (crash-between-send-and-mark tests).
+    - ``after_send``: a hook called after a successful call (crash-between-send-and-mark tests);
+    - ``request_fault``: called with the 1-based call number before anything is sent; an
+      exception it returns is raised for the whole call (an outage, expired credentials...).
+      :func:`endpoint_unreachable` and :func:`client_error` build the usual ones.
     Failed entries are *not* forwarded, as with SQS, so they are never delivered.
     """
 
@@ -43,10 +59,12 @@ class FaultySqsClient:
     seed: int | None = None
     fail_entry: Callable[[dict[str, Any]], str | None] | None = None
     after_send: Callable[[list[dict[str, Any]]], None] | None = None
+    request_fault: Callable[[int], BaseException | None] | None = None
     sent: list[SentEntry] = field(default_factory=list)
     calls: int = 0
     injected_failures: int = 0
     injected_throttles: int = 0
+    injected_request_faults: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -60,6 +78,12 @@ class FaultySqsClient:
     ) -> dict[str, Any]:
         with self._lock:
             self.calls += 1
+            fault = self.request_fault(self.calls) if self.request_fault else None
+            if fault is not None:
+                self.injected_request_faults += 1
+        if fault is not None:
+            raise fault
+        with self._lock:
             throttle = self._rng.random() < self.throttle_rate
             doomed = {e["Id"] for e in Entries if self._rng.random() < self.entry_failure_rate}
         if throttle:

@@ -33,10 +33,13 @@ def test_public_api_is_hand_picked():
         "exceptions",
         "metrics",
         "operations",
+        "options",
         "publisher",
         "relay",
         "schema",
+        "sending",
         "store",
+        "supervisor",
         "writer",
         "testing",
     }
@@ -156,7 +159,7 @@ def test_batches_keep_each_group_in_one_request_and_respect_limits():
 def test_pacer_never_exceeds_its_rate_beyond_the_burst():
     import time
 
-    from outbox_relay.relay import _Pacer
+    from outbox_relay.sending import Pacer as _Pacer
 
     pacer = _Pacer(200.0, burst=5)
     started = time.monotonic()
@@ -164,3 +167,27 @@ def test_pacer_never_exceeds_its_rate_beyond_the_burst():
         pacer.wait()
     # 5 calls may go at once; the other 40 are spaced 5 ms apart
     assert time.monotonic() - started >= 40 / 200.0 - 0.005
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "cause"),
+    [
+        ("ExpiredToken", 403, "credentials"),
+        ("InvalidClientTokenId", 403, "credentials"),
+        ("AccessDenied", 403, "permission"),
+        ("KMS.DisabledException", 400, "permission"),
+        ("AWS.SimpleQueueService.NonExistentQueue", 400, "destination"),
+        ("InternalError", 500, "server"),
+        ("Whatever", 503, "server"),
+        ("ThrottlingException", 400, "throttled"),
+        ("Anything", 429, "throttled"),
+        ("InvalidParameterValue", 400, "rejected"),
+    ],
+)
+def test_request_failures_are_classified_by_cause(code, status, cause):
+    from outbox_relay.exceptions import PublishError
+    from outbox_relay.publisher import request_cause
+
+    assert request_cause(code, status) == cause
+    err = PublishError("x", retryable=cause != "rejected", throttled=cause == "throttled", cause=cause)
+    assert err.request_level is (cause != "rejected")

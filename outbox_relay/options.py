@@ -1,0 +1,96 @@
+"""What a relay is told: its validated options, and what a bounded drain reports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from .exceptions import ConfigurationError
+from .schema import DEFAULT_SCHEMA, check_schema
+
+__all__ = ["DrainResult", "RelayOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayOptions:
+    """How a relay claims, sends and retries. Every field is validated on construction."""
+
+    schema: str = DEFAULT_SCHEMA
+    #: rows claimed per database round trip
+    claim_size: int = 200
+    #: entries per SendMessageBatch (SQS allows at most 10)
+    batch_size: int = 10
+    #: consecutive rows of one aggregate per claim. 1 (default) sends a group one message at a
+    #: time, which keeps order even when SQS rejects one entry of a batch and accepts a later one
+    #: of the same group; up to 10 trades that guarantee for single-aggregate throughput.
+    rows_per_group: int = 1
+    #: SendMessageBatch requests in flight at once (shared by the pipelines)
+    concurrency: int = 8
+    #: claim→publish→mark passes running at once, each on its own groups
+    pipelines: int = 4
+    #: how long a claim is ours; a relay that stalls longer is fenced off
+    lease_seconds: float = 30.0
+    #: entries SQS rejected for their own content before a row is dead; request-level
+    #: failures (outage, throttling, 5xx, credentials, permissions) never count
+    max_attempts: int = 8
+    #: backoff of a row after its entry failed, and of the whole relay after a request-level
+    #: or database failure: exponential from base to max, with jitter
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 60.0
+    #: idle wait between polls when no NOTIFY arrives
+    poll_interval_seconds: float = 1.0
+    #: wake on LISTEN/NOTIFY (the writer notifies on commit)
+    listen: bool = True
+    #: SQS FIFO deduplicates a MessageDeduplicationId for 5 minutes only
+    dedup_window: timedelta = timedelta(minutes=5)
+    #: identifies this relay in leases and logs
+    relay_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
+    #: how often the oldest-pending-age gauge is refreshed
+    lag_interval_seconds: float = 5.0
+    #: publish calls per second of this relay (None: unpaced). Set it just under the queue's
+    #: quota (FIFO normal mode: 300 per action, shared by every relay): a throttled call costs a
+    #: 0.5-2 s pause of the whole relay, so staying under the quota is worth far more.
+    max_calls_per_second: float | None = None
+
+    def __post_init__(self) -> None:
+        check_schema(self.schema)
+        checks: list[tuple[str, Any, bool]] = [
+            ("claim_size", self.claim_size, 1 <= self.claim_size <= 10_000),
+            ("batch_size", self.batch_size, 1 <= self.batch_size <= 10),
+            ("rows_per_group", self.rows_per_group, 1 <= self.rows_per_group <= 10),
+            ("concurrency", self.concurrency, 1 <= self.concurrency <= 256),
+            ("pipelines", self.pipelines, 1 <= self.pipelines <= 16),
+            ("lease_seconds", self.lease_seconds, self.lease_seconds >= 1),
+            ("max_attempts", self.max_attempts, self.max_attempts >= 1),
+            ("backoff_base_seconds", self.backoff_base_seconds, self.backoff_base_seconds > 0),
+            (
+                "backoff_max_seconds",
+                self.backoff_max_seconds,
+                self.backoff_max_seconds >= self.backoff_base_seconds,
+            ),
+            ("poll_interval_seconds", self.poll_interval_seconds, self.poll_interval_seconds > 0),
+            (
+                "max_calls_per_second",
+                self.max_calls_per_second,
+                self.max_calls_per_second is None or self.max_calls_per_second > 0,
+            ),
+        ]
+        for name, value, ok in checks:
+            if not ok:
+                raise ConfigurationError(f"RelayOptions.{name}={value!r} is out of range")
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    published: int
+    failed: int
+    dead: int
+    late_resends: int
+    remaining: int
+    seconds: float

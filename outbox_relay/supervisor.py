@@ -1,0 +1,125 @@
+"""Threads around a relay: pipelines kept alive by a supervisor, the NOTIFY listener, and the
+handle a host application holds (stop, liveness for health checks)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from . import metrics as m
+from .writer import notify_channel
+
+if TYPE_CHECKING:
+    from .relay import Relay
+
+__all__ = ["RelayThread", "supervise"]
+
+log = logging.getLogger("outbox_relay")
+
+
+class PipelineCounter:
+    """How many pipelines are inside their serving loop right now (for liveness)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.value += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.value -= 1
+
+
+def supervise(
+    serve: Callable[[], None],
+    *,
+    stop: threading.Event,
+    name: str,
+    restart_delay: Callable[[], float],
+    on_restart: Callable[[], None],
+) -> None:
+    """Run ``serve`` until ``stop`` is set; if it ever raises (a bug, an error no layer below
+    classified), log it and start it again after a backoff. ``serve`` handles the errors it
+    knows (database, publisher) itself; this is the last line, so that one surprise cannot
+    leave a relay running with fewer pipelines, or none, while its host looks healthy."""
+    while not stop.is_set():
+        try:
+            serve()
+            return
+        except Exception:
+            delay = restart_delay()
+            log.exception("relay pipeline %s died; restarting it in %.1fs", name, delay)
+            on_restart()
+            stop.wait(delay)
+
+
+class RelayThread:
+    """The handle :meth:`Relay.start_in_thread` returns: ``stop()`` drains and joins;
+    ``is_healthy()`` and ``alive_pipelines`` serve a host's health check."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=relay.run_forever, args=(self._stop,), name="outbox-relay", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def alive_pipelines(self) -> int:
+        """Pipelines currently serving (a restarting one is briefly not counted)."""
+        return self.relay.alive_pipelines
+
+    def is_healthy(self) -> bool:
+        """True while the relay runs with every pipeline serving and has not been stopped."""
+        return (
+            self.alive
+            and not self._stop.is_set()
+            and self.relay.alive_pipelines == self.relay.options.pipelines
+        )
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        self._stop.set()
+        self.relay.wake()
+        self._thread.join(timeout)
+
+
+class Listener(threading.Thread):
+    """LISTEN on a dedicated connection; a NOTIFY from a committing writer wakes the relay."""
+
+    def __init__(self, relay: Relay, stop: threading.Event) -> None:
+        super().__init__(name="outbox-listen", daemon=True)
+        self.relay = relay
+        self._stop_event = stop
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+    def run(self) -> None:
+        import psycopg
+
+        url = self.relay.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        channel = notify_channel(self.relay.options.schema)
+        while not (self._halt.is_set() or self._stop_event.is_set()):
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{channel}"')
+                    while not (self._halt.is_set() or self._stop_event.is_set()):
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.relay.wake()
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (polling meanwhile): %s", exc)
+                self.relay.metrics.count(m.LISTEN_LOST)
+                self._halt.wait(1.0)

@@ -1,0 +1,190 @@
+"""Faults that must cost no row its attempts and no relay its threads: request-level SQS
+failures (outage, credentials, permissions, 5xx, throttling) and database errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from outbox_relay import InMemoryMetrics, Relay, RelayOptions, RelayThread, SqsFifoPublisher, enqueue
+from outbox_relay.testing import FaultySqsClient, client_error, endpoint_unreachable
+
+pytestmark = pytest.mark.integration
+
+
+def _fill(engine: sa.Engine, schema: str, *, groups: int, per_group: int) -> None:
+    with engine.begin() as conn:
+        for seq in range(per_group):
+            for g in range(groups):
+                enqueue(
+                    conn,
+                    aggregate_type="acct",
+                    aggregate_key=f"g{g}",
+                    event_type="E",
+                    payload={"seq": seq},
+                    schema=schema,
+                )
+
+
+def _relay(engine: sa.Engine, schema: str, client: Any, queue_url: str, **opts: Any) -> Relay:
+    opts.setdefault("listen", False)
+    opts.setdefault("backoff_base_seconds", 0.01)
+    opts.setdefault("backoff_max_seconds", 0.05)
+    return Relay(
+        engine=engine,
+        publisher=SqsFifoPublisher(queue_url=queue_url, sqs_client=client),
+        options=RelayOptions(schema=schema, **opts),
+        metrics=InMemoryMetrics(),
+    )
+
+
+def _rows(engine: sa.Engine, schema: str) -> list[Any]:
+    with engine.connect() as c:
+        return list(c.exec_driver_sql(f'SELECT state, attempts FROM "{schema}".outbox ORDER BY id'))
+
+
+def _by_group(faulty: FaultySqsClient) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = defaultdict(list)
+    for e in faulty.sent:
+        out[e.group_id].append(json.loads(e.body)["payload"]["seq"])
+    return dict(out)
+
+
+def test_an_sqs_outage_kills_no_head_spends_no_attempt_and_keeps_order(
+    engine, outbox, sqs, queue_url, caplog
+):
+    _fill(engine, outbox, groups=2, per_group=3)
+    down = {"on": True}
+    faulty = FaultySqsClient(sqs, request_fault=lambda _n: endpoint_unreachable() if down["on"] else None)
+    relay = _relay(engine, outbox, faulty, queue_url, max_attempts=2)
+    caplog.set_level(logging.WARNING, logger="outbox_relay")
+    outage_ends = time.monotonic() + 1.5
+    while time.monotonic() < outage_ends:  # far more passes than max_attempts
+        relay.run_once()
+        time.sleep(0.02)
+    assert faulty.injected_request_faults >= 5
+    rows = _rows(engine, outbox)
+    assert [r.state for r in rows] == ["pending"] * 6, "an outage made rows dead"
+    assert [r.attempts for r in rows] == [0] * 6, "an outage spent row attempts"
+    assert relay.metrics.counters["PublishRequestFailed"] >= 5  # type: ignore[attr-defined]
+    assert any("connection" in r.getMessage() and "no attempt" in r.getMessage() for r in caplog.records)
+    down["on"] = False
+    time.sleep(0.1)
+    assert relay.drain(max_seconds=10).published == 6
+    assert _by_group(faulty) == {"acct:g0": [0, 1, 2], "acct:g1": [0, 1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ExpiredToken", 403), ("AccessDenied", 403), ("InternalError", 500), ("ThrottlingException", 400)],
+)
+def test_one_request_level_error_kills_no_row(engine, outbox, sqs, queue_url, code, status):
+    _fill(engine, outbox, groups=25, per_group=1)
+    faulty = FaultySqsClient(sqs, request_fault=lambda n: client_error(code, status) if n == 1 else None)
+    relay = _relay(engine, outbox, faulty, queue_url, max_attempts=1)
+    relay.run_once()
+    rows = _rows(engine, outbox)
+    assert sum(r.state == "dead" for r in rows) == 0, f"one {code} made rows dead"
+    assert sum(r.attempts for r in rows) == 0
+    time.sleep(0.1)
+    relay.drain(max_seconds=10)
+    assert [r.state for r in _rows(engine, outbox)] == ["published"] * 25
+
+
+@pytest.mark.parametrize(("setting", "sqlstate"), [("lock_timeout", "55P03"), ("statement_timeout", "57014")])
+def test_database_timeouts_during_claims_do_not_kill_the_relay(
+    engine, database_url, outbox, sqs, queue_url, setting, sqlstate, caplog
+):
+    """Claims wait on a lock an operator holds, the relay's session times out: every pipeline
+    must survive (log, back off, retry) and publish once the lock is gone."""
+    _fill(engine, outbox, groups=5, per_group=2)
+    relay_engine = sa.create_engine(
+        database_url, connect_args={"options": f"-c {setting}=100ms"}, pool_size=8, max_overflow=8
+    )
+    faulty = FaultySqsClient(sqs)
+    relay = _relay(
+        relay_engine, outbox, faulty, queue_url, pipelines=4, poll_interval_seconds=0.05, lease_seconds=1
+    )
+    caplog.set_level(logging.ERROR, logger="outbox_relay")
+    blocker = engine.connect()
+    txn = blocker.begin()
+    handle = None
+    try:
+        relay.check()  # the start-up check fails fast, by design: run it before the lock
+        blocker.exec_driver_sql(f'LOCK TABLE "{outbox}".outbox IN ACCESS EXCLUSIVE MODE')
+        handle = RelayThread(relay)
+        deadline = time.monotonic() + 10
+        while relay.metrics.counters["DatabaseErrors"] < 8 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        assert handle.alive and handle.is_healthy(), "a database error killed relay pipelines"
+        assert any(sqlstate in r.getMessage() for r in caplog.records)
+        txn.rollback()
+        blocker.close()
+        while relay.pending_count() and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+        assert relay.pending_count() == 0, "rows stayed pending after the database recovered"
+        assert handle.is_healthy() and handle.alive_pipelines == 4
+    finally:
+        if not blocker.closed:
+            txn.rollback()
+            blocker.close()
+        if handle is not None:
+            handle.stop(timeout=10)
+        relay_engine.dispose()
+    assert len({e.deduplication_id for e in faulty.sent}) == 10
+
+
+def test_the_supervisor_restarts_a_pipeline_that_dies(engine, outbox, sqs, queue_url, monkeypatch):
+    relay = _relay(engine, outbox, sqs, queue_url, pipelines=2, poll_interval_seconds=0.05)
+    real = relay._pass
+    calls = {"n": 0}
+
+    def flaky() -> Any:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise RuntimeError("a bug no layer below classified")
+        return real()
+
+    monkeypatch.setattr(relay, "_pass", flaky)
+    handle = relay.start_in_thread()
+    try:
+        _fill(engine, outbox, groups=3, per_group=1)
+        deadline = time.monotonic() + 10
+        while relay.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert relay.pending_count() == 0
+        assert relay.metrics.counters["PipelineRestarts"] == 2  # type: ignore[attr-defined]
+        assert handle.is_healthy()
+    finally:
+        handle.stop(timeout=10)
+    assert not handle.alive and not handle.is_healthy()
+
+
+def test_a_transient_error_while_marking_is_retried_not_left_to_the_lease(
+    engine, outbox, sqs, queue_url, monkeypatch
+):
+    import psycopg
+    from sqlalchemy import exc as sa_exc
+
+    _fill(engine, outbox, groups=3, per_group=1)
+    faulty = FaultySqsClient(sqs)
+    relay = _relay(engine, outbox, faulty, queue_url)
+    real = relay._store.mark
+    calls = {"n": 0}
+
+    def flaky_mark(**kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sa_exc.OperationalError("UPDATE", {}, psycopg.errors.QueryCanceled("statement timeout"))
+        return real(**kw)
+
+    monkeypatch.setattr(relay._store, "mark", flaky_mark)
+    assert relay.run_once() == 3  # marked on the second try, in the same pass
+    assert [r.state for r in _rows(engine, outbox)] == ["published"] * 3
+    assert len(faulty.sent) == 3
