@@ -14,7 +14,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 #: repository folders that are never installed
 NOT_INSTALLED = {"tests", "bench", "examples", "docs", "build", "dist", ".venv"}
-MAPPED = {"cdk", "workflows", "lambdas", "local", "inspector"}
+MAPPED = {"cdk", "workflows", "lambdas", "local", "inspector", "ops"}
 
 
 def _tracked(pattern: str) -> list[Path]:
