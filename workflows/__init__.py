@@ -4,6 +4,7 @@ Define a :class:`Workflow` of :class:`Step` objects, validate it at construction
 :func:`compile_definition`. See ``docs/workflows.md``.
 """
 
+from saga_outbox.workflows.budget import workflow_input_budget_bytes
 from saga_outbox.workflows.compiler import compile_definition, to_json
 from saga_outbox.workflows.definition import (
     REJECTION_PREFIX,
@@ -40,4 +41,5 @@ __all__ = [
     "function_timeout_seconds",
     "task_timeout_seconds",
     "to_json",
+    "workflow_input_budget_bytes",
 ]

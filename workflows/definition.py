@@ -117,6 +117,9 @@ class Step:
     ASL ``TimeoutSeconds`` exceeds that function timeout with a margin). For
     ``lambda.waitForTaskToken``: how long to wait for the token."""
     idempotent: bool = False
+    max_result_bytes: int = 8 * 1024
+    """The most JSON the action (and its compensation) returns: reserved in the workflow's
+    256 KiB state budget (:func:`~saga_outbox.workflows.budget.workflow_input_budget_bytes`)."""
     integration: Integration | str = Integration.LAMBDA
     """An :class:`Integration` or its value; always an :class:`Integration` after construction."""
 

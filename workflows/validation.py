@@ -85,6 +85,12 @@ def check_step(step: Step) -> None:
             step.timeout_seconds,
             f"a Lambda runs at most {LAMBDA_MAX_TIMEOUT_SECONDS} s; use lambda.waitForTaskToken beyond",
         )
+    if not _is_int(step.max_result_bytes) or not 0 <= step.max_result_bytes <= 256 * 1024:
+        raise error(
+            f"max_result_bytes of step {step.name!r}",
+            step.max_result_bytes,
+            "must be an int from 0 to 262144 (Step Functions' 256 KiB state limit)",
+        )
     if not isinstance(step.idempotent, bool):
         raise error(f"idempotent of step {step.name!r}", step.idempotent, "must be a bool")
 

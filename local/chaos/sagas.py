@@ -6,23 +6,31 @@ steps, and how many Express executions repeated an event.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from saga_outbox._app import SagaApp
-from saga_outbox.workflows import Workflow, WorkflowKind
+from saga_outbox.workflows import Step, Workflow, WorkflowKind
 from saga_outbox.workflows.compiler import COMPENSATION_FAILED, saga_outcome
-from saga_outbox.workflows.naming import compensation_state_name, execution_name
+from saga_outbox.workflows.naming import compensation_state_name, execution_name, failure_choice_name
+from saga_outbox.workflows.outcomes import is_rejection, saga_sequence
 
 __all__ = ["SagaFigures", "compensation_order_violation", "saga_figures", "sagas_not_started"]
 
 
-def compensation_order_violation(entered: list[str], workflow: Workflow) -> str | None:
+def compensation_order_violation(
+    entered: list[str], workflow: Workflow, *, failure_error: str | None = None
+) -> str | None:
     """Check one execution's entered states: the compensations that ran must be, in order,
-    the compensations of the completed steps in reverse (a prefix of it when the saga ended
-    in CompensationFailed), each once. Returns a description of the violation or None.
+    the failing step's own compensation when its outcome was unknown, then the compensations
+    of the completed steps in reverse (a prefix of it when the saga ended in
+    CompensationFailed), each once. Returns a description of the violation or None.
 
+    ``failure_error`` is the error the failing step ended with (from the history): with it,
+    whether the step itself must be undone is decided by :func:`is_rejection`, the rule the
+    compiler emits; without it both are accepted, the own compensation only first.
     The outcome is read off the compiled end states (:func:`saga_outcome`), so a workflow
     without an ``on_compensated`` hook is judged like one with it."""
     wf = workflow
@@ -33,25 +41,35 @@ def compensation_order_violation(entered: list[str], workflow: Workflow) -> str 
     if not ran and saga_outcome(entered) in (None, "completed"):
         return None  # completed (or still running): nothing to undo
     # completed steps: action states followed by the next happy-path state
-    happy = [*steps, *([wf.on_success.name] if wf.on_success else [])]
+    happy = [s.name for s in saga_sequence(wf)]
     completed: list[str] = []
+    failing: Step | None = None
     for i, name in enumerate(entered):
-        if name in steps and i + 1 < len(entered):
+        if name in happy and i + 1 < len(entered):
             nxt = entered[i + 1]
             pos = happy.index(name)
-            if pos + 1 < len(happy) and nxt == happy[pos + 1]:
+            if pos + 1 < len(happy) and nxt == happy[pos + 1] and name in steps:
                 completed.append(name)
+            elif nxt == failure_choice_name(name):
+                failing = saga_sequence(wf)[pos]
     if wf.on_success and wf.on_success.name in entered and steps[-1] not in completed:
         completed.append(steps[-1])
     expected = [compensable[s] for s in reversed(completed) if s in compensable]
     if len(ran) != len(set(ran)):
         return f"a compensation ran twice: {ran}"
+    candidates = [expected]
+    if failing is not None and failing.name in compensable:
+        own = [compensable[failing.name], *expected]
+        if failure_error is None:
+            candidates.append(own)
+        elif not is_rejection(failing, failure_error):
+            candidates = [own]  # an unknown outcome: the failing step may have committed
     if COMPENSATION_FAILED in entered:
-        if ran != expected[: len(ran)]:
-            return f"compensations {ran} are not a prefix of {expected}"
+        if not any(ran == c[: len(ran)] for c in candidates):
+            return f"compensations {ran} are not a prefix of {' or '.join(map(str, candidates))}"
         return None
-    if ran != expected:
-        return f"compensations {ran}, expected {expected}"
+    if ran not in candidates:
+        return f"compensations {ran}, expected {' or '.join(map(str, candidates))}"
     return None
 
 
@@ -81,7 +99,7 @@ def saga_figures(app: SagaApp, sfn_client: Any, state_machine_arns: dict[str, st
         out.names[wf.name] = {e["name"] for e in executions}
         out.standard_executions += len(executions)
         for e in executions:
-            entered = _entered_states(sfn_client, e["executionArn"])
+            entered, failure_error = _entered_states(sfn_client, e["executionArn"])
             outcome = saga_outcome(entered) if e["status"] != "RUNNING" else None
             if outcome == "completed" and e["status"] == "SUCCEEDED":
                 out.completed += 1
@@ -92,7 +110,7 @@ def saga_figures(app: SagaApp, sfn_client: Any, state_machine_arns: dict[str, st
             else:
                 out.unfinished += 1
                 _example(out, f"{wf.name}/{e['name']}: {e['status']} after {entered[-3:]}")
-            problem = compensation_order_violation(entered, wf)
+            problem = compensation_order_violation(entered, wf, failure_error=failure_error)
             if problem:
                 out.compensation_order_violations += 1
                 _example(out, f"{wf.name}/{e['name']}: {problem}")
@@ -123,15 +141,29 @@ def _executions(sfn_client: Any, arn: str) -> list[dict[str, Any]]:
     return out
 
 
-def _entered_states(sfn: Any, arn: str) -> list[str]:
+def _entered_states(sfn: Any, arn: str) -> tuple[list[str], str | None]:
+    """Names of the states entered, and the error a failing step ended with (the ``error``
+    its failure Choice received), if one failed."""
     names: list[str] = []
+    failure_error: str | None = None
     kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
     while True:
         page = sfn.get_execution_history(**kwargs)
         for e in page.get("events", []):
             if e.get("type", "").endswith("StateEntered"):
-                names.append(e["stateEnteredEventDetails"]["name"])
+                details = e["stateEnteredEventDetails"]
+                names.append(details["name"])
+                if e["type"] == "ChoiceStateEntered" and failure_error is None:
+                    failure_error = _error_name(details.get("input"))
         token = page.get("nextToken")
         if not token:
-            return names
+            return names, failure_error
         kwargs["nextToken"] = token
+
+
+def _error_name(state_input: str | None) -> str | None:
+    try:
+        error = json.loads(state_input or "{}").get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("Error") if isinstance(error, dict) else None

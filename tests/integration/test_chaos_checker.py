@@ -156,27 +156,44 @@ def test_order_violation_and_redelivery() -> None:
 def test_compensation_order() -> None:
     happy = ["Start", "ReserveInventory", "ChargePayment", "CreateShipment", "ConfirmOrder", "MarkCompleted"]
     assert compensation_order_violation(happy, ORDER_SAGA) is None
+    # CreateShipment rejected: the steps before it, in reverse
     good = [
         "Start",
         "ReserveInventory",
         "ChargePayment",
         "CreateShipment",
+        "CreateShipmentFailed",
         "CompensateChargePayment",
         "CompensateReserveInventory",
         "CancelOrder",
         "MarkCompensated",
     ]
     assert compensation_order_violation(good, ORDER_SAGA) is None
-    swapped = [*good[:4], "CompensateReserveInventory", "CompensateChargePayment", *good[6:]]
+    assert compensation_order_violation(good, ORDER_SAGA, failure_error="Rejected.ShipmentFailed") is None
+    # ... but after an unknown outcome the shipment itself must have been cancelled first
+    unknown = compensation_order_violation(good, ORDER_SAGA, failure_error="States.Timeout")
+    assert "CompensateCreateShipment" in (unknown or "")
+    undone_too = [*good[:5], "CompensateCreateShipment", *good[5:]]
+    assert compensation_order_violation(undone_too, ORDER_SAGA, failure_error="Lambda.Unknown") is None
+    assert compensation_order_violation(undone_too, ORDER_SAGA) is None
+    # a rejected step undone anyway, or its own compensation out of place, is reported
+    assert compensation_order_violation(undone_too, ORDER_SAGA, failure_error="Rejected.X") is not None
+    late_own = [*good[:7], "CompensateCreateShipment", *good[7:]]
+    assert compensation_order_violation(late_own, ORDER_SAGA) is not None
+    swapped = [*good[:5], "CompensateReserveInventory", "CompensateChargePayment", *good[7:]]
     assert compensation_order_violation(swapped, ORDER_SAGA) is not None
-    missing = [*good[:4], "CompensateChargePayment", "CancelOrder", "MarkCompensated"]
+    missing = [*good[:5], "CompensateChargePayment", "CancelOrder", "MarkCompensated"]
     assert compensation_order_violation(missing, ORDER_SAGA) is not None
-    twice = [*good[:5], "CompensateChargePayment", *good[5:]]
+    twice = [*good[:6], "CompensateChargePayment", *good[6:]]
     assert "twice" in (compensation_order_violation(twice, ORDER_SAGA) or "")
-    refund_failed = [*good[:5], "CompensationFailed"]
+    refund_failed = [*good[:6], "CompensationFailed"]
     assert compensation_order_violation(refund_failed, ORDER_SAGA) is None
-    wrong_prefix = [*good[:4], "CompensateReserveInventory", "CompensationFailed"]
+    wrong_prefix = [*good[:5], "CompensateReserveInventory", "CompensationFailed"]
     assert compensation_order_violation(wrong_prefix, ORDER_SAGA) is not None
+    # the pivot (ConfirmOrder) rejected: every step undone, the latest first
+    pivot = [*happy[:5], "ConfirmOrderFailed", "CompensateCreateShipment", *good[5:]]
+    assert compensation_order_violation(pivot, ORDER_SAGA, failure_error="Rejected.X") is None
+    assert compensation_order_violation([*pivot[:6], *good[5:]], ORDER_SAGA) is not None
 
 
 def test_compensation_order_of_a_saga_without_hooks() -> None:
@@ -190,8 +207,14 @@ def test_compensation_order_of_a_saga_without_hooks() -> None:
         ],
     )
     assert compensation_order_violation(["BookRoom", "ChargeCard", "MarkCompleted"], wf) is None
-    undone = ["BookRoom", "ChargeCard", "CompensateBookRoom", "MarkCompensated"]
+    undone = ["BookRoom", "ChargeCard", "ChargeCardFailed", "CompensateBookRoom", "MarkCompensated"]
     assert compensation_order_violation(undone, wf) is None
-    assert compensation_order_violation(["BookRoom", "ChargeCard", "MarkCompensated"], wf) is not None
-    assert compensation_order_violation(["BookRoom", "MarkCompensated"], wf) is None  # nothing done
-    assert compensation_order_violation(["BookRoom", "CompensateBookRoom", "MarkCompensated"], wf) is not None
+    not_undone = ["BookRoom", "ChargeCard", "ChargeCardFailed", "MarkCompensated"]
+    assert compensation_order_violation(not_undone, wf) is not None
+    rejected = ["BookRoom", "BookRoomFailed", "MarkCompensated"]
+    assert compensation_order_violation(rejected, wf, failure_error="Rejected.X") is None  # nothing done
+    # BookRoom's outcome unknown: it must be undone itself
+    assert compensation_order_violation(rejected, wf, failure_error="States.Timeout") is not None
+    unknown = ["BookRoom", "BookRoomFailed", "CompensateBookRoom", "MarkCompensated"]
+    assert compensation_order_violation(unknown, wf, failure_error="States.Timeout") is None
+    assert compensation_order_violation(unknown, wf, failure_error="Rejected.X") is not None

@@ -251,3 +251,16 @@ def test_lambda_steps_fit_in_a_lambda() -> None:
     with pytest.raises(WorkflowValidationError, match="timeout_seconds of step 'A' 901"):
         step("A", timeout_seconds=901)
     assert step("A", integration="lambda.waitForTaskToken", timeout_seconds=901).timeout_seconds == 901
+
+
+def test_input_budget_reserves_room_for_results_and_errors() -> None:
+    from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA
+    from saga_outbox.workflows import workflow_input_budget_bytes
+
+    # 4 actions/hooks + 3 compensations + CancelOrder, 8 KiB each; 2 errors; 1 KiB wrapper
+    assert workflow_input_budget_bytes(ORDER_SAGA) == 256 * 1024 - 1024 - 8 * 8 * 1024 - 2 * 8 * 1024
+    assert workflow_input_budget_bytes(ORDER_PROJECTION) == 256 * 1024 - 1024 - 2 * 8 * 1024
+    big = Workflow(name="W", steps=[step("A", compensation="u", max_result_bytes=120_000), step("B")])
+    assert workflow_input_budget_bytes(big) < 0  # nothing fits: the steps must return less
+    with pytest.raises(WorkflowValidationError, match="max_result_bytes of step 'A' -1"):
+        step("A", max_result_bytes=-1)
