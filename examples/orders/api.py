@@ -1,6 +1,7 @@
-"""HTTP command API of the order domain (Lambda Function URL / API Gateway proxy events).
+"""HTTP command API of the order domain (Lambda Function URL / HTTP API events, payload 2.0),
+routed by Powertools' ``LambdaFunctionUrlResolver``.
 
-``POST /orders`` (any path but ``/orders/<id>``) validates the body with a Powertools Parser
+``POST /orders`` validates the body with a Powertools Parser
 (pydantic) model and, in ONE PostgreSQL transaction, records the ``Idempotency-Key``, inserts
 the order and enqueues ``OrderPlaced``; answers ``202 {"order_id", "status"}``.
 ``GET /orders/<id>`` returns the order's status and its read model (for demos).
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
@@ -33,10 +34,9 @@ from .commands import place_order_once
 from .exceptions import IdempotencyConflict, InvalidRequest
 from .schema import order_tables
 
-__all__ = ["OrderItem", "PlaceOrderRequest", "Simulate", "handle_http"]
+__all__ = ["OrderItem", "PlaceOrderRequest", "Simulate", "build_resolver", "handle_http"]
 
 IDEMPOTENCY_HEADER = "idempotency-key"
-_ORDER_PATH = re.compile(r"^/orders/([0-9a-fA-F-]{36})/?$")
 
 
 class OrderItem(BaseModel):
@@ -65,32 +65,17 @@ class PlaceOrderRequest(BaseModel):
 
 def _response(
     status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json", **(headers or {})},
-        "body": json.dumps(body),
-    }
+) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers=headers,
+    )
 
 
-def _error(status: int, message: str, *, field: str | None = None, **extra: Any) -> dict[str, Any]:
+def _error(status: int, message: str, *, field: str | None = None, **extra: Any) -> Response[str]:
     return _response(status, {"message": message, "field": field, **extra})
-
-
-def _method(event: Mapping[str, Any]) -> str:
-    method = event.get("httpMethod") or event.get("requestContext", {}).get("http", {}).get("method") or ""
-    return str(method).upper()
-
-
-def _path(event: Mapping[str, Any]) -> str:
-    return str(event.get("rawPath") or event.get("path") or "/")
-
-
-def _header(event: Mapping[str, Any], name: str) -> str | None:
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == name:
-            return str(value)
-    return None
 
 
 def _body(event: Mapping[str, Any]) -> Any:
@@ -124,6 +109,62 @@ def parse_place_order(event: Mapping[str, Any], *, allow_simulation: bool) -> Pl
     return request
 
 
+def build_resolver(
+    engine: sa.Engine,
+    *,
+    orders_schema: str = "orders",
+    outbox_schema: str = "saga_outbox",
+    allow_simulation: bool = False,
+) -> LambdaFunctionUrlResolver:
+    """The routes, on Powertools' Function URL resolver (API Gateway HTTP APIs send the same
+    payload format 2.0)."""
+    resolver = LambdaFunctionUrlResolver()
+
+    @resolver.post("/orders")
+    def place() -> Response[str]:
+        event = resolver.current_event
+        key = event.headers.get(IDEMPOTENCY_HEADER)
+        try:
+            if key is not None and not (1 <= len(key) <= 255):
+                raise InvalidRequest("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
+            request = parse_place_order(event.raw_event, allow_simulation=allow_simulation)
+            with engine.begin() as conn:
+                result = place_order_once(
+                    conn,
+                    idempotency_key=key,
+                    request=request.model_dump(exclude_none=True),
+                    outbox_schema=outbox_schema,
+                    orders_schema=orders_schema,
+                )
+        except InvalidRequest as exc:
+            return _error(400, str(exc), field=exc.field)
+        except IdempotencyConflict as exc:
+            return _error(422, str(exc), field="Idempotency-Key")
+        except sa_exc.DBAPIError as exc:
+            raise DatabaseUnavailable(f"placing the order failed: {exc.orig or exc}") from exc
+        headers = {"Location": f"/orders/{result.body.get('order_id')}"}
+        if result.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return _response(result.status_code, result.body, headers)
+
+    @resolver.get("/orders/<order_id>")
+    def get(order_id: str) -> Response[str]:
+        try:
+            parsed = uuid.UUID(order_id)
+        except ValueError:
+            return _error(400, f"order id {order_id!r} is not a UUID", field="order_id")
+        return _get_order(engine, parsed, orders_schema)
+
+    @resolver.not_found
+    def not_supported(exc: Exception) -> Response[str]:
+        event = resolver.current_event
+        return _error(
+            405, f"{event.http_method} {event.path} is not supported; use POST /orders or GET /orders/<id>"
+        )
+
+    return resolver
+
+
 def handle_http(
     event: Mapping[str, Any],
     *,
@@ -131,40 +172,16 @@ def handle_http(
     orders_schema: str = "orders",
     outbox_schema: str = "saga_outbox",
     allow_simulation: bool = False,
+    context: Any = None,
 ) -> dict[str, Any]:
-    """Answer one HTTP event (API Gateway REST/HTTP API proxy or Function URL)."""
-    method, path = _method(event), _path(event)
-    match = _ORDER_PATH.match(path)
-    if method == "GET" and match:
-        return _get_order(engine, uuid.UUID(match.group(1)), orders_schema)
-    if method != "POST" or match:
-        return _error(405, f"{method or '?'} {path} is not supported; use POST /orders or GET /orders/<id>")
-    key = _header(event, IDEMPOTENCY_HEADER)
-    try:
-        if key is not None and not (1 <= len(key) <= 255):
-            raise InvalidRequest("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
-        request = parse_place_order(event, allow_simulation=allow_simulation)
-        with engine.begin() as conn:
-            result = place_order_once(
-                conn,
-                idempotency_key=key,
-                request=request.model_dump(exclude_none=True),
-                outbox_schema=outbox_schema,
-                orders_schema=orders_schema,
-            )
-    except InvalidRequest as exc:
-        return _error(400, str(exc), field=exc.field)
-    except IdempotencyConflict as exc:
-        return _error(422, str(exc), field="Idempotency-Key")
-    except sa_exc.DBAPIError as exc:
-        raise DatabaseUnavailable(f"placing the order failed: {exc.orig or exc}") from exc
-    headers = {"Location": f"/orders/{result.body.get('order_id')}"}
-    if result.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return _response(result.status_code, result.body, headers)
+    """Answer one Function URL / HTTP API event (payload format 2.0)."""
+    resolver = build_resolver(
+        engine, orders_schema=orders_schema, outbox_schema=outbox_schema, allow_simulation=allow_simulation
+    )
+    return dict(resolver.resolve(dict(event), context))
 
 
-def _get_order(engine: sa.Engine, order_id: uuid.UUID, orders_schema: str) -> dict[str, Any]:
+def _get_order(engine: sa.Engine, order_id: uuid.UUID, orders_schema: str) -> Response[str]:
     t = order_tables(orders_schema)
     try:
         with engine.connect() as conn:

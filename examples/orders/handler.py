@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from saga_outbox.lambdas.handlers._observability import observability
 from saga_outbox.lambdas.runtime import Handler, LazyHandler, Runtime
 
-from .api import handle_http
+from .api import build_resolver
 
 
 def make_handler(
@@ -31,17 +31,18 @@ def make_handler(
     if allow_simulation is None:
         allow_simulation = os.environ.get("ALLOW_SIMULATION", "").lower() in {"1", "true", "yes", "on"}
 
+    resolver = build_resolver(
+        engine,
+        orders_schema=orders_schema,
+        outbox_schema=config.outbox_schema,
+        allow_simulation=allow_simulation,
+    )
+
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = handle_http(
-            event,
-            engine=engine,
-            orders_schema=orders_schema,
-            outbox_schema=config.outbox_schema,
-            allow_simulation=allow_simulation,
-        )
+        response = dict(resolver.resolve(event, context))
         status = response["statusCode"]
         if status == 202:
             replayed = response["headers"].get("Idempotent-Replayed") == "true"

@@ -44,27 +44,31 @@ def ctx(name: str) -> Any:
     return LocalLambdaContext(function_name=name)
 
 
-def http(body: Any, *, key: str | None = None, v2: bool = True, raw: str | None = None) -> dict[str, Any]:
-    text = raw if raw is not None else json.dumps(body)
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["idempotency-key" if v2 else "Idempotency-Key"] = key
-    if v2:  # Function URL / HTTP API
-        return {
-            "version": "2.0",
-            "rawPath": "/orders",
-            "headers": headers,
-            "requestContext": {"http": {"method": "POST", "path": "/orders"}},
-            "body": text,
-            "isBase64Encoded": False,
-        }
+def url_event(
+    method: str, path: str, *, headers: dict[str, str] | None = None, body: str | None = None
+) -> dict:
+    """A Lambda Function URL event (payload format 2.0), as the service sends it."""
     return {
-        "httpMethod": "POST",
-        "path": "/orders",
-        "headers": headers,
-        "body": text,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers or {},
+        "requestContext": {
+            "stage": "$default",
+            "requestId": "r-1",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+        },
+        "body": body,
         "isBase64Encoded": False,
     }
+
+
+def http(body: Any, *, key: str | None = None, raw: str | None = None) -> dict[str, Any]:
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["idempotency-key"] = key
+    return url_event("POST", "/orders", headers=headers, body=raw if raw is not None else json.dumps(body))
 
 
 def count(engine: sa.Engine, table: sa.Table) -> int:
@@ -88,7 +92,7 @@ def test_command_api_places_order_and_outbox_row(api: Any, engine: sa.Engine, db
     with engine.connect() as conn:
         row = conn.execute(sa.select(outbox_table(db))).one()
     assert (row.event_type, row.aggregate_key) == ("OrderPlaced", str(order_id))
-    got = api({"rawPath": f"/orders/{order_id}", "requestContext": {"http": {"method": "GET"}}}, ctx("api"))
+    got = api(url_event("GET", f"/orders/{order_id}"), ctx("api"))
     assert got["statusCode"] == 200 and json.loads(got["body"])["status"] == "PENDING"
 
 
@@ -125,8 +129,8 @@ def test_same_idempotency_key_returns_first_answer_and_one_order(
     api: Any, engine: sa.Engine, db: str
 ) -> None:
     first = api(http(BODY, key="k-1"), ctx("command-api"))
-    # API Gateway REST (v1) headers keep their case; the body arrives base64-encoded here
-    event = http(BODY, key="k-1", v2=False)
+    # Function URLs base64-encode bodies they do not recognize as text
+    event = http(BODY, key="k-1")
     event["body"], event["isBase64Encoded"] = base64.b64encode(event["body"].encode()).decode(), True
     second = api(event, ctx("command-api"))
     assert first["statusCode"] == second["statusCode"] == 202

@@ -55,9 +55,12 @@ class Stack:
 
     def place(self, body: dict[str, Any]) -> uuid.UUID:
         event = {
+            "version": "2.0",
             "rawPath": "/orders",
-            "requestContext": {"http": {"method": "POST"}},
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"stage": "$default", "http": {"method": "POST", "path": "/orders"}},
             "body": json.dumps(body),
+            "isBase64Encoded": False,
         }
         response = command_api.handler(event, LocalLambdaContext(function_name="command-api"))
         assert response["statusCode"] == 202, response
