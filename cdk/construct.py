@@ -51,6 +51,7 @@ from saga_outbox.cdk.observability import Observability, oldest_pending_metric
 from saga_outbox.cdk.orchestration import Orchestration
 from saga_outbox.cdk.relay_service import FargateRelay
 from saga_outbox.cdk.security import EncryptionKey, retention_days
+from saga_outbox.workflows.timeouts import function_timeout_seconds
 
 __all__ = ["SagaOutbox"]
 
@@ -148,6 +149,7 @@ class SagaOutbox(Construct):
             app_spec=self.app_spec,
             code=packaging.user_code(source_dir, exclude=exclude),
             concurrency=self.concurrency,
+            steps_timeout_seconds=function_timeout_seconds(self.app.workflows, function="steps"),
         )
         self.orchestration = Orchestration(
             self, "Workflows", app=self.app, keys=self.keys, functions={"steps": self.functions.steps}

@@ -59,6 +59,7 @@ class Functions(Construct):
         app_spec: str,
         code: lambda_.Code,
         concurrency: ConcurrencyPlan,
+        steps_timeout_seconds: int = 30,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -108,7 +109,9 @@ class Functions(Construct):
             "Steps",
             "steps",
             environment={"IDEMPOTENCY_TABLE": idempotency.table.table_name, "SAGA_OUTBOX_APP": app_spec},
-            timeout=Duration.seconds(30),
+            # the longest request/response Task's timeout_seconds (workflows.timeouts); every Task
+            # waits longer than this, so a slow step fails as a Lambda timeout, not a race
+            timeout=Duration.seconds(steps_timeout_seconds),
             reserved_concurrency=concurrency.steps,
         )
         idempotency.grant_use(self.steps)

@@ -35,11 +35,17 @@ def placeholder(function: str) -> str:
 def compiled_definitions(app: SagaApp) -> dict[str, tuple[Any, dict[str, Any]]]:
     """``{workflow name: (workflow, ASL dict with "${<Function>FunctionArn}" placeholders)}``."""
     from saga_outbox.workflows import compile_definition
+    from saga_outbox.workflows.timeouts import function_timeout_seconds
 
     result: dict[str, tuple[Any, dict[str, Any]]] = {}
     for workflow in app.workflows:
-        arns = {workflow.function: "${" + placeholder(workflow.function) + "}"}
-        result[workflow.name] = (workflow, compile_definition(workflow, function_arns=arns))
+        function = workflow.function
+        arns = {function: "${" + placeholder(function) + "}"}
+        # every Task waits for the timeout its function is deployed with (Functions uses the
+        # same figure), not one worked out from this workflow alone
+        timeouts = {function: function_timeout_seconds(app.workflows, function=function)}
+        definition = compile_definition(workflow, function_arns=arns, function_timeouts=timeouts)
+        result[workflow.name] = (workflow, definition)
     return result
 
 
