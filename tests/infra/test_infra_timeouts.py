@@ -9,7 +9,6 @@ from typing import Any
 
 from examples.orders.app import app as orders_app
 from saga_outbox.workflows.timeouts import function_timeout_seconds
-
 from tests.infra.conftest import of_type
 
 

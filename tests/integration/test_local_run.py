@@ -137,6 +137,7 @@ def test_failure_of_the_second_step_compensates_the_first(
         "Start",
         "BookRoom",
         "ChargeCard",
+        "ChargeCardFailed",  # the Choice that reads the error: a rejection undoes the steps before
         "CompensateBookRoom",
         "MarkCompensated",
         "SagaCompensated",

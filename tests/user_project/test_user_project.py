@@ -135,6 +135,7 @@ def test_local_run_compensates_the_first_step_when_the_second_fails(project) -> 
         "Start",
         "BookRoom",
         "ChargeCard",
+        "ChargeCardFailed",  # the Choice that reads the error: a rejection undoes the steps before
         "CompensateBookRoom",
         "MarkCompensated",
         "SagaCompensated",
