@@ -13,21 +13,29 @@ from .exceptions import (
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    DuplicateKeyError,
+    EventIdConflictError,
     InvalidEventError,
+    InvalidEventIdError,
+    InvalidUnicodeError,
+    NulCharacterError,
     OutboxError,
     OutboxTableMissingError,
     PayloadNotJsonError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
     PublishError,
     QueueNotFifoError,
     QueueNotFoundError,
+    SchemaNameError,
+    UnsupportedTargetError,
 )
 from .metrics import InMemoryMetrics, MetricsSink, NullMetrics, PowertoolsMetricsSink
 from .operations import OutboxStatus, outbox_status, purge_published, retry_dead
 from .publisher import BatchOutcome, EntryFailure, NullPublisher, OutboundMessage, Publisher, SqsFifoPublisher
 from .relay import DrainResult, Relay, RelayOptions, RelayThread
 from .schema import DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
-from .writer import enqueue
+from .writer import enqueue, enqueue_async
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -39,10 +47,15 @@ __all__ = [
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "DrainResult",
+    "DuplicateKeyError",
     "EntryFailure",
+    "EventIdConflictError",
     "InMemoryMetrics",
     "InvalidEventError",
+    "InvalidEventIdError",
+    "InvalidUnicodeError",
     "MetricsSink",
+    "NulCharacterError",
     "NullMetrics",
     "NullPublisher",
     "OutboundMessage",
@@ -51,6 +64,7 @@ __all__ = [
     "OutboxStatus",
     "OutboxTableMissingError",
     "PayloadNotJsonError",
+    "PayloadTooDeepError",
     "PayloadTooLargeError",
     "PowertoolsMetricsSink",
     "PublishError",
@@ -60,10 +74,13 @@ __all__ = [
     "Relay",
     "RelayOptions",
     "RelayThread",
+    "SchemaNameError",
     "SqsFifoPublisher",
+    "UnsupportedTargetError",
     "deduplication_id",
     "embedded_postgres_url",
     "enqueue",
+    "enqueue_async",
     "message_group_id",
     "migrate",
     "migration_statements",

@@ -15,14 +15,22 @@ __all__ = [
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "DuplicateKeyError",
+    "EventIdConflictError",
     "InvalidEventError",
+    "InvalidEventIdError",
+    "InvalidUnicodeError",
+    "NulCharacterError",
     "OutboxError",
     "OutboxTableMissingError",
     "PayloadNotJsonError",
+    "PayloadTooDeepError",
     "PayloadTooLargeError",
     "PublishError",
     "QueueNotFifoError",
     "QueueNotFoundError",
+    "SchemaNameError",
+    "UnsupportedTargetError",
 ]
 
 
@@ -45,6 +53,40 @@ class AggregateTypeSeparatorError(InvalidEventError):
 
 class PayloadNotJsonError(InvalidEventError):
     """The payload or headers cannot be serialized as JSON."""
+
+
+class NulCharacterError(InvalidEventError):
+    """A NUL character (``\\x00``) in a payload, a header or a text field: PostgreSQL cannot store it."""
+
+
+class InvalidUnicodeError(InvalidEventError):
+    """A lone surrogate (not encodable as UTF-8), or a character SQS refuses in an attribute."""
+
+
+class InvalidEventIdError(InvalidEventError):
+    """``event_id`` is neither a ``uuid.UUID`` nor the text of one."""
+
+
+class DuplicateKeyError(PayloadNotJsonError):
+    """Two keys of one object are the same JSON key (``1`` and ``"1"``, ``True`` and ``"true"``)."""
+
+
+class PayloadTooDeepError(PayloadNotJsonError):
+    """The payload nests objects/arrays deeper than ``outbox_relay.validation.MAX_DEPTH``."""
+
+
+class EventIdConflictError(InvalidEventError):
+    """The event id is already in the outbox with a different event (type, aggregate, payload or
+    headers): a retry must enqueue the same event, a new event needs a new id."""
+
+
+class UnsupportedTargetError(InvalidEventError, TypeError):
+    """``enqueue`` was given something it cannot join: an autocommit connection (the row would
+    survive the caller's rollback), an async connection (use ``enqueue_async``), or another type."""
+
+
+class SchemaNameError(ConfigurationError, InvalidEventError):
+    """The outbox schema name is invalid, reserved (``pg_*``) or too long for its NOTIFY channel."""
 
 
 class PayloadTooLargeError(InvalidEventError):

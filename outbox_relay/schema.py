@@ -11,20 +11,39 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from .exceptions import ConfigurationError
+from .exceptions import SchemaNameError
 
 __all__ = ["DEFAULT_SCHEMA", "MIGRATIONS", "migrate", "migration_statements", "outbox_table"]
 
 DEFAULT_SCHEMA = "saga_outbox"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The NOTIFY channel is "saga_outbox__<schema>" and PostgreSQL names hold 63 bytes: a longer
+# schema passes CREATE SCHEMA but makes every enqueue's pg_notify fail.
+_CHANNEL_PREFIX = "saga_outbox__"
+MAX_SCHEMA_LENGTH = 63 - len(_CHANNEL_PREFIX)
 
 
 def check_schema(schema: str) -> str:
-    if not _IDENT.match(schema):
-        raise ConfigurationError(
-            f"schema name {schema!r} is invalid: use 1-63 lower-case letters, digits and underscores"
+    if not isinstance(schema, str) or not _IDENT.match(schema):
+        raise SchemaNameError(
+            f"schema name {schema!r} is invalid: use 1-{MAX_SCHEMA_LENGTH} lower-case letters, "
+            "digits and underscores"
+        )
+    if len(schema) > MAX_SCHEMA_LENGTH:
+        raise SchemaNameError(
+            f"schema name {schema!r} is {len(schema)} characters: at most {MAX_SCHEMA_LENGTH}, so that "
+            f"its NOTIFY channel name ({_CHANNEL_PREFIX}<schema>) fits PostgreSQL's 63"
+        )
+    if schema.startswith("pg_"):
+        raise SchemaNameError(
+            f"schema name {schema!r} is reserved: PostgreSQL refuses names starting with pg_"
         )
     return schema
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel the relay of ``schema`` wakes on."""
+    return f"{_CHANNEL_PREFIX}{schema}"
 
 
 def outbox_table(schema: str = DEFAULT_SCHEMA, metadata: sa.MetaData | None = None) -> sa.Table:

@@ -2,12 +2,12 @@
 
 The writer never commits, never begins, never rolls back: the outbox row is part of whatever
 transaction the caller's Session, Connection or psycopg connection is in, so the business rows
-and the event commit together or not at all.
+and the event commit together or not at all. :func:`enqueue_async` does the same for psycopg
+``AsyncConnection`` and SQLAlchemy ``AsyncConnection``/``AsyncSession``.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,10 +17,17 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 
 from .envelope import SQS_MAX_MESSAGE_BYTES, dumps, estimated_size, message_group_id
-from .exceptions import AggregateTypeSeparatorError, InvalidEventError, PayloadTooLargeError
-from .schema import DEFAULT_SCHEMA, check_schema
+from .exceptions import (
+    AggregateTypeSeparatorError,
+    EventIdConflictError,
+    InvalidEventError,
+    PayloadTooLargeError,
+    UnsupportedTargetError,
+)
+from .schema import DEFAULT_SCHEMA, check_schema, notify_channel
+from .validation import check_event_id, check_text, jsonb_text_size
 
-__all__ = ["enqueue", "notify_channel"]
+__all__ = ["enqueue", "enqueue_async", "notify_channel"]
 
 _SQL = (
     'INSERT INTO "{schema}".outbox (event_id, aggregate_type, aggregate_key, event_type, payload,'
@@ -35,12 +42,14 @@ _SQL = (
     " FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(lock_key)s, 0)),"
     " pg_notify(%(channel)s, '') OFFSET 0) AS wake"
     " ON CONFLICT (event_id) DO NOTHING"
+    " RETURNING id"
 )
-
-
-def notify_channel(schema: str) -> str:
-    """The LISTEN/NOTIFY channel the relay of ``schema`` wakes on."""
-    return f"saga_outbox__{schema}"
+# Only when the event id was already there: is it the same event (a retry) or another one?
+_SAME_EVENT = (
+    "SELECT aggregate_type = %(aggregate_type)s AND aggregate_key = %(aggregate_key)s"
+    " AND event_type = %(event_type)s AND payload = %(payload)s::jsonb AND headers = %(headers)s::jsonb"
+    ' FROM "{schema}".outbox WHERE event_id = %(event_id)s'
+)
 
 
 def group_lock_key(schema: str, aggregate_type: str, aggregate_key: str) -> str:
@@ -57,7 +66,7 @@ def enqueue(
     event_type: str,
     payload: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
-    event_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | str | None = None,
     available_at: datetime | None = None,
     schema: str = DEFAULT_SCHEMA,
     max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
@@ -65,9 +74,12 @@ def enqueue(
     """Add an event to the outbox in the caller's transaction and return its event id.
 
     ``target`` is a SQLAlchemy ``Session``, a SQLAlchemy ``Connection`` or a psycopg 3
-    ``Connection``. Bad input is refused before any SQL runs, so the caller's transaction stays
-    usable. Enqueuing an ``event_id`` that already exists is a no-op: a retried command with a
-    deterministic event id does not publish twice.
+    ``Connection`` inside a transaction (an autocommit connection is refused: the row would
+    survive your rollback; async connections go to :func:`enqueue_async`). Bad input is refused
+    before any SQL runs, with a named :class:`InvalidEventError` subclass, so the caller's
+    transaction stays usable. Enqueuing an ``event_id`` that already exists with the same event
+    is a no-op (a retried command with a deterministic event id does not publish twice); with a
+    different event it raises :class:`EventIdConflictError`.
 
     Order: events of one aggregate are published in the order their transactions commit, which
     is also their id order. To make it so, enqueue takes a transaction-scoped advisory lock on
@@ -78,44 +90,117 @@ def enqueue(
     sorted by ``(aggregate_type, aggregate_key)``), or two transactions taking them in opposite
     orders deadlock (PostgreSQL aborts one with SQLSTATE 40P01, which the caller retries).
     """
-    event_id = event_id or uuid.uuid4()
-    eid = str(event_id)
+    conn = _sync_connection(target)
+    eid, sql, params = _prepare(
+        aggregate_type=aggregate_type,
+        aggregate_key=aggregate_key,
+        event_type=event_type,
+        payload=payload,
+        headers=headers,
+        event_id=event_id,
+        available_at=available_at,
+        schema=schema,
+        max_message_bytes=max_message_bytes,
+    )
+    if _fetch(conn, sql, params) is None:
+        _check_same_event(_fetch(conn, _SAME_EVENT.format(schema=schema), params), params)
+    return eid
+
+
+async def enqueue_async(
+    target: Any,
+    *,
+    aggregate_type: str,
+    aggregate_key: str,
+    event_type: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str] | None = None,
+    event_id: uuid.UUID | str | None = None,
+    available_at: datetime | None = None,
+    schema: str = DEFAULT_SCHEMA,
+    max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+) -> uuid.UUID:
+    """:func:`enqueue` for a psycopg ``AsyncConnection`` or a SQLAlchemy ``AsyncConnection`` /
+    ``AsyncSession``: the same checks, the same SQL, the same order and deadlock rules."""
+    eid, sql, params = _prepare(
+        aggregate_type=aggregate_type,
+        aggregate_key=aggregate_key,
+        event_type=event_type,
+        payload=payload,
+        headers=headers,
+        event_id=event_id,
+        available_at=available_at,
+        schema=schema,
+        max_message_bytes=max_message_bytes,
+    )
+    fetch = await _async_fetcher(target)
+    if await fetch(sql, params) is None:
+        _check_same_event(await fetch(_SAME_EVENT.format(schema=schema), params), params)
+    return eid
+
+
+def _prepare(
+    *,
+    aggregate_type: str,
+    aggregate_key: str,
+    event_type: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str] | None,
+    event_id: uuid.UUID | str | None,
+    available_at: datetime | None,
+    schema: str,
+    max_message_bytes: int,
+) -> tuple[uuid.UUID, str, dict[str, Any]]:
+    """Every check, then the SQL and its parameters; raises before anything touches the database."""
+    check_schema(schema)
+    eid = check_event_id(event_id) if event_id is not None else uuid.uuid4()
+    sid = str(eid)
     for name, value in (
         ("aggregate_type", aggregate_type),
         ("aggregate_key", aggregate_key),
         ("event_type", event_type),
     ):
         if not isinstance(value, str) or not value:
-            raise InvalidEventError(f"event {eid}: {name} must be a non-empty string, got {value!r}")
+            raise InvalidEventError(f"event {sid}: {name} must be a non-empty string, got {value!r}")
+        check_text(value, what=name, event_id=sid, sqs_attribute=name == "event_type")
     if ":" in aggregate_type:
         raise AggregateTypeSeparatorError(
-            f"event {eid}: aggregate_type {aggregate_type!r} contains ':', the separator of the "
+            f"event {sid}: aggregate_type {aggregate_type!r} contains ':', the separator of the "
             "SQS MessageGroupId 'type:key'; use another character (the key may contain ':')"
         )
     message_group_id(aggregate_type, aggregate_key)
     if not isinstance(payload, Mapping):
-        raise InvalidEventError(f"event {eid}: payload must be a JSON object, got {type(payload).__name__}")
-    payload_json = dumps(payload, what="payload", event_id=eid)
-    headers_json = dumps(dict(headers or {}), what="headers", event_id=eid)
-    size = estimated_size(  # the relay sends jsonb's text form: ", " and ": " separators
-        event_id=eid,
-        event_type=event_type,
-        aggregate_type=aggregate_type,
-        aggregate_key=aggregate_key,
-        payload_json=json.dumps(payload, ensure_ascii=False),
-        headers_json=json.dumps(dict(headers or {}), ensure_ascii=False),
+        raise InvalidEventError(f"event {sid}: payload must be a JSON object, got {type(payload).__name__}")
+    header_map = dict(headers or {})
+    # walk first: it refuses what dumps would choke on (depth, surrogates) with a named error
+    payload_bytes = jsonb_text_size(payload, what="payload", event_id=sid)
+    headers_bytes = jsonb_text_size(header_map, what="headers", event_id=sid)
+    payload_json = dumps(payload, what="payload", event_id=sid)
+    headers_json = dumps(header_map, what="headers", event_id=sid)
+    # the relay sends the jsonb text PostgreSQL prints, measured above without building it
+    size = (
+        estimated_size(
+            event_id=sid,
+            event_type=event_type,
+            aggregate_type=aggregate_type,
+            aggregate_key=aggregate_key,
+            payload_json="",
+            headers_json="",
+        )
+        + payload_bytes
+        + headers_bytes
     )
     if size > max_message_bytes:
         raise PayloadTooLargeError(
-            f"event {eid} ({event_type}): the SQS message would be {size:,} bytes, over the "
+            f"event {sid} ({event_type}): the SQS message would be {size:,} bytes, over the "
             f"{max_message_bytes:,}-byte limit; store the payload elsewhere (e.g. S3) and enqueue a "
             "reference to it (claim-check pattern)",
-            event_id=eid,
+            event_id=sid,
             size=size,
             limit=max_message_bytes,
         )
     params = {
-        "event_id": event_id,
+        "event_id": eid,
         "aggregate_type": aggregate_type,
         "aggregate_key": aggregate_key,
         "event_type": event_type,
@@ -125,20 +210,91 @@ def enqueue(
         "channel": notify_channel(schema),
         "lock_key": group_lock_key(schema, aggregate_type, aggregate_key),
     }
-    _execute(target, _SQL.format(schema=check_schema(schema)), params)
-    return event_id
+    return eid, _SQL.format(schema=schema), params
 
 
-def _execute(target: Any, sql: str, params: dict[str, Any]) -> None:
-    # One SQL text serves all three: SQLAlchemy's exec_driver_sql passes it to psycopg untouched.
-    if isinstance(target, sa.orm.Session):
-        target.connection().exec_driver_sql(sql, params)
-    elif isinstance(target, sa.Connection):
-        target.exec_driver_sql(sql, params)
-    elif hasattr(target, "cursor") and hasattr(target, "execute"):
-        target.execute(sql, params)
-    else:
-        raise TypeError(
-            "enqueue() needs a SQLAlchemy Session or Connection, or a psycopg 3 Connection; "
-            f"got {type(target).__name__}"
+def _check_same_event(row: Any, params: dict[str, Any]) -> None:
+    if row is not None and not row[0]:
+        raise EventIdConflictError(
+            f"event {params['event_id']} is already in the outbox with a different event "
+            f"(type, aggregate, payload or headers differ from {params['event_type']} "
+            f"{params['aggregate_type']}:{params['aggregate_key']}); a retry must enqueue the same "
+            "event, a new event needs a new event id"
         )
+
+
+def _sync_connection(target: Any) -> Any:
+    """The connection to execute on, after refusing what cannot join the caller's transaction."""
+    import psycopg
+
+    if isinstance(target, psycopg.AsyncConnection) or type(target).__name__ in (
+        "AsyncSession",
+        "AsyncConnection",
+    ):
+        raise UnsupportedTargetError(
+            f"enqueue() got an async {type(target).__name__}: use `await enqueue_async(...)` instead"
+        )
+    if isinstance(target, sa.orm.Session):
+        target = target.connection()
+    if isinstance(target, sa.Connection):
+        dbapi = target.connection.dbapi_connection
+        if target.get_execution_options().get("isolation_level") == "AUTOCOMMIT" or getattr(
+            dbapi, "autocommit", False
+        ):
+            raise _autocommit(target)
+        return target
+    if isinstance(target, psycopg.Connection):
+        if target.autocommit:
+            raise _autocommit(target)
+        return target
+    raise UnsupportedTargetError(
+        "enqueue() needs a SQLAlchemy Session or Connection, or a psycopg 3 Connection; "
+        f"got {type(target).__name__}"
+    )
+
+
+def _autocommit(target: Any) -> UnsupportedTargetError:
+    return UnsupportedTargetError(
+        f"enqueue() got an autocommit {type(target).__name__}: the outbox row would commit on its "
+        "own and survive your rollback; enqueue inside the transaction of your business writes"
+    )
+
+
+def _fetch(conn: Any, sql: str, params: dict[str, Any]) -> Any:
+    # One SQL text serves both: SQLAlchemy's exec_driver_sql passes it to psycopg untouched.
+    if isinstance(conn, sa.Connection):
+        return conn.exec_driver_sql(sql, params).first()
+    return conn.execute(sql, params).fetchone()
+
+
+async def _async_fetcher(target: Any) -> Any:
+    import psycopg
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    if isinstance(target, AsyncSession):
+        target = await target.connection()
+    if isinstance(target, AsyncConnection):
+        raw = await target.get_raw_connection()
+        sync = target.sync_connection
+        options = sync.get_execution_options() if sync is not None else {}
+        if options.get("isolation_level") == "AUTOCOMMIT" or getattr(
+            raw.driver_connection, "autocommit", False
+        ):
+            raise _autocommit(target)
+
+        async def fetch_sa(sql: str, params: dict[str, Any]) -> Any:
+            return (await target.exec_driver_sql(sql, params)).first()
+
+        return fetch_sa
+    if isinstance(target, psycopg.AsyncConnection):
+        if target.autocommit:
+            raise _autocommit(target)
+
+        async def fetch_pg(sql: str, params: dict[str, Any]) -> Any:
+            return await (await target.execute(sql, params)).fetchone()
+
+        return fetch_pg
+    raise UnsupportedTargetError(
+        "enqueue_async() needs a psycopg AsyncConnection or a SQLAlchemy AsyncConnection/AsyncSession; "
+        f"got {type(target).__name__} (use enqueue() for synchronous connections)"
+    )

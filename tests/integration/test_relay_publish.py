@@ -165,10 +165,17 @@ def test_enqueue_refuses_bad_payloads_and_leaves_the_transaction_usable(engine, 
     assert len(_states(engine, outbox)) == 1
 
 
-def test_enqueue_size_estimate_matches_the_published_message(engine, outbox, sqs, queue_url):
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"blob": "é" * 1_600},  # 2 bytes each in UTF-8
+        # jsonb prints numbers as numeric (1e300: 301 digits) and escapes like json.dumps
+        {"v": [1e300, 1.5e-7, -0.0, 2**70], "s": 'tab\t"quote"\x01', "nested": {"a": [None, True]}},
+    ],
+)
+def test_enqueue_size_estimate_matches_the_published_message(engine, outbox, sqs, queue_url, payload):
     """The enqueue-time size check must measure what the relay really sends."""
     limit = 4_000
-    payload = {"blob": "é" * 1_600}  # 2 bytes each in UTF-8
     with engine.begin() as conn:
         eid = enqueue(
             conn,

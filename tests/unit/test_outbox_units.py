@@ -38,6 +38,7 @@ def test_public_api_is_hand_picked():
         "relay",
         "schema",
         "sending",
+        "validation",
         "store",
         "supervisor",
         "writer",
