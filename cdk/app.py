@@ -15,8 +15,10 @@ from typing import Any
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+import json
 import shutil
 from pathlib import Path
+from types import MappingProxyType
 
 from aws_cdk import App, CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
@@ -29,16 +31,22 @@ from saga_outbox.cdk.nag import add_nag_checks
 
 __all__ = ["EXAMPLE_APP", "FEATURE_FLAGS", "OFFLINE_CONTEXT", "OrdersExampleStack", "build_app", "main"]
 
-# Feature flags a new CDK project would get in cdk.json; set here so that the CLI, the tests and
-# ``saga_outbox.cdk.checks`` synthesize the same template. Context given by the caller wins.
-FEATURE_FLAGS: Mapping[str, Any] = {
-    "@aws-cdk/core:checkSecretUsage": True,
-    "@aws-cdk/core:target-partitions": ["aws", "aws-cn"],
-    "@aws-cdk/aws-ec2:restrictDefaultSecurityGroup": True,
-    "@aws-cdk/aws-iam:minimizePolicies": True,
-    "@aws-cdk/aws-lambda:recognizeLayerVersion": True,
-    "@aws-cdk/core:enablePartitionLiterals": True,
-}
+# The feature flags live in cdk.json only (the recommended flags of a new CDK project, as
+# `cdk init` writes them): the CDK CLI passes them to this app itself, and reading the same file
+# here makes the tests and ``saga_outbox.cdk.checks``, which synthesize without the CLI, build
+# the same template. Context given by the caller wins.
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def _feature_flags(path: Path = CDK_JSON) -> Mapping[str, Any]:
+    # An installed wheel has no cdk.json, and no examples/ either, so build_app() refuses there
+    # anyway (example_source_dir); importing this module (saga_outbox.cdk.checks does) must not.
+    if not path.is_file():
+        return MappingProxyType({})
+    return MappingProxyType(dict(json.loads(path.read_text(encoding="utf-8"))["context"]))
+
+
+FEATURE_FLAGS: Mapping[str, Any] = _feature_flags()
 
 #: the app this repository deploys: the orders example
 EXAMPLE_APP = "examples.orders.app:app"

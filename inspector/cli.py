@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from saga_outbox._errors import Error
 from saga_outbox._tables import format_table as _format_table
@@ -15,7 +18,7 @@ from .history import EventRow
 from .inspector import EXECUTION_STATUSES, SAGA_OUTCOMES, ExecutionInspector, default_region
 from .report import ExecutionReport
 
-__all__ = ["format_table", "main", "register"]
+__all__ = ["LOCAL_CREDENTIALS", "format_table", "is_loopback_endpoint", "main", "register"]
 
 _CELL_MAX = 60
 
@@ -42,8 +45,43 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: what a loopback emulator gets when the environment names no credentials: moto (``saga-outbox
+#: local up``) and LocalStack accept any key, and boto3 refuses to sign a request without one.
+LOCAL_CREDENTIALS = ("local", "local")  # (access key id, secret access key)
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def is_loopback_endpoint(endpoint_url: str | None) -> bool:
+    """True for an endpoint on this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    if not endpoint_url:
+        return False
+    host = (urlsplit(endpoint_url if "://" in endpoint_url else f"//{endpoint_url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _inspector(args: argparse.Namespace) -> ExecutionInspector:
-    return ExecutionInspector(endpoint_url=args.endpoint_url, region_name=args.region or default_region())
+    region = args.region or default_region()
+    if not is_loopback_endpoint(args.endpoint_url) or any(os.environ.get(v) for v in _CREDENTIAL_VARIABLES):
+        return ExecutionInspector(endpoint_url=args.endpoint_url, region_name=region)
+    # A local emulator and a shell that configured nothing: the commands `local up` prints must
+    # work as printed, so sign with throw-away keys instead of failing on "Unable to locate
+    # credentials". Checked before boto3's chain, which would wait on the EC2 metadata service.
+    import boto3
+
+    key, secret = LOCAL_CREDENTIALS
+    client = boto3.client(
+        "stepfunctions",
+        endpoint_url=args.endpoint_url,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
+    return ExecutionInspector(client, endpoint_url=args.endpoint_url, region_name=region)
 
 
 def _dump(data: Any, out: TextIO) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["InspectorServer", "serve_inspector"]
 
 log = logging.getLogger(__name__)
+
+#: what a socket raises when the browser closed the connection first
+_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 _SECURITY_HEADERS = {
     # Everything is served from this origin; nothing may reach the network.
@@ -70,6 +74,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.BAD_GATEWAY, {"error": str(exc)})
         except InspectorError as exc:  # a bad filter in the query
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except _GONE as exc:
+            # The browser went away mid-answer (reload, closed tab, a poll cut short): nobody is
+            # left to read an error page, and writing one would only fail again.
+            self.close_connection = True
+            log.debug("inspector client left during %s: %r", self.path, exc)
         except Exception as exc:  # a page must answer, never hang the browser
             log.exception("inspector request failed: %s", self.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc!r}"})
@@ -108,6 +117,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     inspector: ExecutionInspector
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints every handler exception as a traceback on stderr; a client that
+        # hung up while its request was read is routine, the rest goes to the log.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _GONE):
+            log.debug("inspector client %s left: %r", client_address, exc)
+            return
+        log.error("inspector connection from %s failed", client_address, exc_info=exc)
 
 
 class InspectorServer:

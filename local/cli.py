@@ -70,4 +70,5 @@ def _local_up(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         data_dir=args.data_dir,
         out=sys.stdout,
+        verbose=getattr(args, "verbose", 0),  # the top-level -v: request logs of the servers
     )

