@@ -31,9 +31,12 @@ _BEYOND = """
   AND id > %(after)s
   AND (aggregate_type, aggregate_key) NOT IN (
       SELECT * FROM unnest(%(seen_types)s::text[], %(seen_keys)s::text[]))"""
-# Lock only the heads; whoever holds a head owns its group for this claim. SKIP LOCKED here is
-# safe because it is applied to heads, never to the rows behind them.
-_LOCK_HEADS = """
+# Lock the chosen rows (heads and the rows behind them) without waiting; a group keeps only its
+# rows up to the first one someone else holds (see keep_locked_prefix). SKIP LOCKED is safe here
+# because it is applied to a chosen, contiguous set and cut at the first gap, never used to
+# slide past a locked head. Without it, the lease UPDATE would wait on a locked follower and
+# freeze every group of the claim.
+_LOCK_ROWS = """
 SELECT id FROM "{s}".outbox
 WHERE id = ANY(%(ids)s) AND state = 'pending'
   AND (lease_expires_at IS NULL OR lease_expires_at <= now()) AND available_at <= now()
@@ -122,13 +125,33 @@ def select_claimable(rows: list[Any], *, claim_size: int, rows_per_group: int) -
     return heads, ids
 
 
+def keep_locked_prefix(candidates: list[Any], ids: list[int], locked: set[int]) -> list[int]:
+    """Of each group's chosen rows (in id order), keep those before the first row we could not
+    lock: a group whose head is held by someone else is skipped, one whose follower is held is
+    cut there, so what we send of a group is always a gap-free prefix."""
+    chosen = set(ids)
+    cut: set[tuple[str, str]] = set()
+    kept: list[int] = []
+    for c in candidates:  # id order
+        if c.id not in chosen:
+            continue
+        group = (c.aggregate_type, c.aggregate_key)
+        if group in cut:
+            continue
+        if c.id in locked:
+            kept.append(c.id)
+        else:
+            cut.add(group)
+    return kept
+
+
 class OutboxStore:
     def __init__(self, engine: sa.Engine, *, schema: str) -> None:
         self.engine = engine
         self.schema = schema
         self._candidates = _CANDIDATES.format(s=schema, more="")
         self._beyond = _CANDIDATES.format(s=schema, more=_BEYOND)
-        self._lock_heads = _LOCK_HEADS.format(s=schema)
+        self._lock_rows = _LOCK_ROWS.format(s=schema)
         self._lease = _LEASE.format(s=schema)
         self._mark_published = _MARK_PUBLISHED.format(s=schema)
         self._mark_failed = _MARK_FAILED.format(s=schema)
@@ -158,19 +181,9 @@ class OutboxStore:
                 )
             if not heads:
                 return 0, []
-            locked = set(conn.exec_driver_sql(self._lock_heads, {"ids": heads}).scalars())
-            if len(locked) != len(heads):
-                head_set, keep = set(heads), set(ids)  # was O(scan x claim): list/set per row
-                lost = {
-                    (c.aggregate_type, c.aggregate_key)
-                    for c in candidates
-                    if c.id in head_set and c.id not in locked
-                }
-                ids = [
-                    c.id
-                    for c in candidates
-                    if c.id in keep and (c.aggregate_type, c.aggregate_key) not in lost
-                ]
+            locked = set(conn.exec_driver_sql(self._lock_rows, {"ids": ids}).scalars())
+            if len(locked) != len(ids):
+                ids = keep_locked_prefix(candidates, ids, locked)
             if not ids:
                 return 0, []
             token = conn.exec_driver_sql(f"SELECT nextval('\"{self.schema}\".outbox_lease_seq')").scalar_one()

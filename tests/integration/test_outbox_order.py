@@ -75,22 +75,21 @@ def test_a_writer_that_started_first_but_enqueues_second_commits_and_publishes_s
     thread = threading.Thread(target=writer_a)
     thread.start()
     assert a_wrote.wait(10)
-    with engine.connect() as conn_b:
-        with conn_b.begin():
-            enqueue(
-                conn_b,
-                aggregate_type="acct",
-                aggregate_key="a",
-                event_type="E",
-                payload={"seq": 0},
-                schema=outbox,
-            )
-            b_enqueued.set()
-            a_done.wait(0.5)  # on unserialized writers, A commits here, ahead of B
-            relay.run_once()  # a poll between the two commits
-            # recorded just before B's commit, A's just after its own: the list shows the
-            # commit order whichever thread the scheduler runs first after B's COMMIT
-            commits.append(0)
+    with engine.connect() as conn_b, conn_b.begin():
+        enqueue(
+            conn_b,
+            aggregate_type="acct",
+            aggregate_key="a",
+            event_type="E",
+            payload={"seq": 0},
+            schema=outbox,
+        )
+        b_enqueued.set()
+        a_done.wait(0.5)  # on unserialized writers, A commits here, ahead of B
+        relay.run_once()  # a poll between the two commits
+        # recorded just before B's commit, A's just after its own: the list shows the
+        # commit order whichever thread the scheduler runs first after B's COMMIT
+        commits.append(0)
     thread.join(10)
     assert not errors, errors
     relay.drain(max_seconds=5)

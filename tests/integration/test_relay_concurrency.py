@@ -280,3 +280,39 @@ def test_a_large_backlog_in_one_aggregate_does_not_hide_the_others(engine, outbo
     )
     assert relay.run_once() == 6
     assert sorted(g for g, _ in sink.accepted) == ["acct:busy"] + [f"acct:quiet{g}" for g in range(5)]
+
+
+def test_a_locked_row_behind_a_head_blocks_only_the_rest_of_its_group(engine, outbox):
+    """rows_per_group > 1: g3's second row is locked by someone else. The claim must take g3's
+    head alone (the rows before the locked one), every other group in full, and never wait."""
+    _fill(engine, outbox, groups=4, per_group=3)
+    sink = FifoModel(seed=4)
+    relay = Relay(
+        engine=engine,
+        publisher=sink,
+        options=RelayOptions(schema=outbox, listen=False, rows_per_group=5),
+    )
+    locker = engine.connect()
+    txn = locker.begin()
+    locker.exec_driver_sql(
+        # the subquery picks the row; locking it alone (FOR UPDATE over OFFSET locks skipped rows)
+        f'SELECT id FROM "{outbox}".outbox WHERE id = (SELECT id FROM "{outbox}".outbox '
+        "WHERE aggregate_key = 'g3' ORDER BY id OFFSET 1 LIMIT 1) FOR UPDATE"
+    )
+    result: list[int] = []
+    passer = threading.Thread(target=lambda: result.append(relay.run_once()), daemon=True)
+    try:
+        passer.start()
+        passer.join(5)
+        assert not passer.is_alive(), "the claim waited on a row locked behind a head"
+    finally:
+        txn.rollback()
+        locker.close()
+        passer.join(10)
+    assert result == [10]
+    assert [s for g, s in sink.accepted if g == "acct:g3"] == [0]
+    relay.drain(max_seconds=5)
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for group, seq in sink.accepted:
+        by_group[group].append(seq)
+    assert all(seqs == [0, 1, 2] for seqs in by_group.values()), dict(by_group)

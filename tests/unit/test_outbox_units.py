@@ -192,3 +192,12 @@ def test_request_failures_are_classified_by_cause(code, status, cause):
     assert request_cause(code, status) == cause
     err = PublishError("x", retryable=cause != "rejected", throttled=cause == "throttled", cause=cause)
     assert err.request_level is (cause != "rejected")
+
+
+def test_a_group_keeps_only_its_rows_before_the_first_one_held_elsewhere():
+    from outbox_relay.store import keep_locked_prefix
+
+    rows = [_cand(1, "a"), _cand(2, "b"), _cand(3, "a"), _cand(4, "b"), _cand(5, "a"), _cand(6, "c")]
+    ids = [1, 2, 3, 4, 5, 6]
+    # a's second row and b's head are held by another transaction
+    assert keep_locked_prefix(rows, ids, locked={1, 4, 5, 6}) == [1, 6]
