@@ -128,6 +128,10 @@ class Relay:
         wait = self._send_backoff.remaining()
         if wait > 0:  # SQS is failing as a whole: claiming now would only hold leases
             time.sleep(min(wait, opts.backoff_max_seconds))
+        # The deadline counts from before the claim: the database starts the lease at some
+        # moment after this one, so the lease cannot end before started + lease_seconds,
+        # however long the claim waited on locks or the network.
+        started = self._clock()
         try:
             token, rows = self._store.claim(
                 owner=opts.relay_id,
@@ -140,7 +144,7 @@ class Relay:
             raise translate(exc, schema=opts.schema) from exc
         if not rows:
             return stats
-        deadline = self._clock() + opts.lease_seconds * 0.8
+        deadline = started + opts.lease_seconds * 0.8
         stats.late = self._count_late(rows)
         messages, releases = self._build(rows)
         attempts = {r.id: r.attempts for r in rows}

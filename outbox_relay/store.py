@@ -42,16 +42,18 @@ WHERE id = ANY(%(ids)s) AND state = 'pending'
   AND (lease_expires_at IS NULL OR lease_expires_at <= now()) AND available_at <= now()
 FOR UPDATE SKIP LOCKED
 """
+# The lease starts at clock_timestamp(), when the rows are leased: now() is the start of the
+# claim transaction, which may have waited on a lock for longer than the lease itself.
 _LEASE = """
 UPDATE "{s}".outbox AS o
 SET lease_owner = %(owner)s, lease_token = %(token)s,
-    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
     send_count = o.send_count + 1,
     first_sent_at = coalesce(o.first_sent_at, now())
 FROM (SELECT id, first_sent_at FROM "{s}".outbox WHERE id = ANY(%(ids)s)) AS prev
 WHERE o.id = prev.id AND o.state = 'pending'
 RETURNING o.id, o.event_id, o.aggregate_type, o.aggregate_key, o.event_type, o.payload::text,
-          o.headers::text, o.created_at, o.attempts, prev.first_sent_at, now() AS claimed_at
+          o.headers::text, o.created_at, o.attempts, prev.first_sent_at, clock_timestamp() AS claimed_at
 """
 _MARK_PUBLISHED = """
 UPDATE "{s}".outbox

@@ -188,3 +188,54 @@ def test_a_transient_error_while_marking_is_retried_not_left_to_the_lease(
     assert relay.run_once() == 3  # marked on the second try, in the same pass
     assert [r.state for r in _rows(engine, outbox)] == ["published"] * 3
     assert len(faulty.sent) == 3
+
+
+def test_a_claim_that_waited_past_its_lease_neither_holds_an_expired_lease_nor_sends(
+    engine, outbox, sqs, queue_url
+):
+    """The claim waits 1.5 s on a table lock, longer than its 1 s lease. The lease must start
+    when the rows are leased (not when the claim transaction began), and the relay must count
+    its deadline from before the claim, so it does not send rows another relay may now own."""
+    import threading
+
+    from outbox_relay.store import OutboxStore
+
+    _fill(engine, outbox, groups=2, per_group=1)
+    blocker = engine.connect()
+    txn = blocker.begin()
+    blocker.exec_driver_sql(f'LOCK TABLE "{outbox}".outbox IN ACCESS EXCLUSIVE MODE')
+    store = OutboxStore(engine, schema=outbox)
+    claimed: list[Any] = []
+    claimer = threading.Thread(
+        target=lambda: claimed.append(
+            store.claim(owner="slow", claim_size=10, rows_per_group=1, lease_seconds=1, scan=100)
+        )
+    )
+    claimer.start()
+    time.sleep(1.5)
+    txn.rollback()
+    blocker.close()
+    claimer.join(10)
+    with engine.connect() as c:
+        live = c.exec_driver_sql(
+            f'SELECT count(*) FROM "{outbox}".outbox WHERE lease_expires_at > clock_timestamp()'
+        ).scalar_one()
+    assert len(claimed[0][1]) == 2
+    assert live == 2, "the rows were committed with a lease that had already expired"
+
+    time.sleep(1.1)  # those leases run out; now a relay whose own claim waits too long
+    faulty = FaultySqsClient(sqs)
+    relay = _relay(engine, outbox, faulty, queue_url, lease_seconds=1)
+    blocker = engine.connect()
+    txn = blocker.begin()
+    blocker.exec_driver_sql(f'LOCK TABLE "{outbox}".outbox IN ACCESS EXCLUSIVE MODE')
+    passer = threading.Thread(target=relay.run_once)
+    passer.start()
+    time.sleep(1.2)
+    txn.rollback()
+    blocker.close()
+    passer.join(10)
+    assert faulty.calls == 0, "sent after a claim that outlived the lease"
+    assert [r.attempts for r in _rows(engine, outbox)] == [0, 0]
+    time.sleep(0.1)
+    assert relay.drain(max_seconds=5).published == 2
