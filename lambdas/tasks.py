@@ -107,6 +107,8 @@ class StepContext:
     conn: sa.Connection
     task: StepTask
     outbox_schema: str = "saga_outbox"
+    #: the app's size limit per event type (``SagaApp.max_event_bytes``), when the app is known
+    max_event_bytes: Callable[[str], int] | None = None
 
     @property
     def payload(self) -> Mapping[str, Any]:
@@ -180,8 +182,12 @@ class StepContext:
         repeated step emits nothing new; ``causation_id`` and ``execution`` headers are added."""
         import outbox_relay
 
+        limit = (
+            {} if self.max_event_bytes is None else {"max_message_bytes": self.max_event_bytes(event_type)}
+        )
         return outbox_relay.enqueue(
             self.conn,
+            **limit,
             aggregate_type=aggregate_type,
             aggregate_key=aggregate_key,
             event_type=event_type,
@@ -229,14 +235,18 @@ def run_step(
     engine: sa.Engine,
     registry: ActionRegistry,
     outbox_schema: str = "saga_outbox",
-) -> dict[str, Any]:
+    max_event_bytes: Callable[[str], int] | None = None,
+) -> Any:
     """Run one step in its own transaction; translate database failures to
     :class:`~saga_outbox.lambdas.exceptions.DatabaseUnavailable` (retryable); domain errors pass through."""
     task = payload if isinstance(payload, StepTask) else StepTask.from_payload(payload)
     fn = registry.lookup(task.workflow, task.action)
     try:
         with engine.begin() as conn:
-            result = fn(StepContext(conn=conn, task=task, outbox_schema=outbox_schema))
+            ctx = StepContext(
+                conn=conn, task=task, outbox_schema=outbox_schema, max_event_bytes=max_event_bytes
+            )
+            result = fn(ctx)
             return {} if result is None else result
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError) as exc:
         raise DatabaseUnavailable(f"{task.workflow}.{task.state}: database error: {exc.orig or exc}") from exc

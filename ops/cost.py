@@ -193,20 +193,9 @@ def estimate_cost(
         "sqs": sqs_requests * prices.sqs_fifo_request,
         "step_functions_standard": standard,
         "step_functions_express": express,
-        "lambda_steps": steps_requests * prices.lambda_request + steps_gb_s * prices.lambda_arm_gb_second,
-        "lambda_dispatcher": batches * prices.lambda_request
-        + batches
-        * a.dispatcher_ms_per_batch
-        / 1000
-        * a.dispatcher_memory_mb
-        / 1024
-        * prices.lambda_arm_gb_second,
-        "lambda_relay": relay_invocations * prices.lambda_request
-        + relay_invocations
-        * a.relay_seconds_per_minute
-        * a.relay_memory_mb
-        / 1024
-        * prices.lambda_arm_gb_second,
+        "lambda_steps": steps_requests * prices.lambda_request + steps_gb_s * gb_s,
+        "lambda_dispatcher": batches * prices.lambda_request + dispatcher_gb_s * gb_s,
+        "lambda_relay": relay_invocations * prices.lambda_request + relay_gb_s * gb_s,
     }
     return CostEstimate(
         events_per_second=float(events_per_second),

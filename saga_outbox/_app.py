@@ -160,6 +160,41 @@ class SagaApp:
                     out.append(workflow)
         return out
 
+    def max_event_bytes(self, event_type: str) -> int:
+        """The largest message an event of ``event_type`` may be: SQS's 1 MiB, or less when it
+        starts a workflow whose input budget (256 KiB of Step Functions state minus what its
+        steps may add) is smaller. :meth:`enqueue` and ``ctx.enqueue`` refuse larger ones
+        before any SQL; carry large payloads by reference (claim-check)."""
+        from outbox_relay.envelope import SQS_MAX_MESSAGE_BYTES
+        from saga_outbox.workflows.budget import workflow_input_budget_bytes
+
+        budgets = [workflow_input_budget_bytes(w) for w in self.workflows_for(event_type)]
+        return max(0, min([SQS_MAX_MESSAGE_BYTES, *budgets]))
+
+    def enqueue(
+        self,
+        target: Any,
+        *,
+        event_type: str,
+        payload: Mapping[str, Any],
+        aggregate_type: str,
+        aggregate_key: str,
+        **options: Any,
+    ) -> Any:
+        """``outbox_relay.enqueue`` in the caller's transaction, refusing (before SQL) an event
+        too large for a workflow it starts (:meth:`max_event_bytes`)."""
+        import outbox_relay
+
+        return outbox_relay.enqueue(
+            target,
+            event_type=event_type,
+            payload=payload,
+            aggregate_type=aggregate_type,
+            aggregate_key=aggregate_key,
+            max_message_bytes=self.max_event_bytes(event_type),
+            **options,
+        )
+
     def functions(self) -> set[str]:
         """The logical Lambda functions the workflows invoke (``Workflow.function``)."""
         return {wf.function for wf in self._workflows.values()}

@@ -58,7 +58,11 @@ def make_handler(
         persistence_store = DynamoDBPersistenceLayer(
             table_name=config.idempotency_table, boto3_client=runtime.dynamodb_client
         )
-    registry = registry if registry is not None else runtime.app.registry()
+    # the app's actions and its size limit per event type (ctx.enqueue refuses an event too
+    # large for a workflow it starts); an injected registry brings neither
+    limits = None
+    if registry is None:
+        registry, limits = runtime.app.registry(), runtime.app.max_event_bytes
     logger, tracer, metrics = observability("steps")
     engine = runtime.engine
     idempotency = IdempotencyConfig(
@@ -76,6 +80,7 @@ def make_handler(
             engine=engine,
             registry=registry,
             outbox_schema=config.outbox_schema,
+            max_event_bytes=limits,
         )
 
     @logger.inject_lambda_context(clear_state=True)

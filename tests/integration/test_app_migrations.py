@@ -61,3 +61,38 @@ def test_outbox_table_declares_what_the_migrations_create(engine, schema) -> Non
     assert set(columns) == {c.name for c in outbox_table(schema).columns}
     assert "pg_current_xact_id" in str(columns["txid"]["default"])
     assert outbox_table(schema).c.txid.server_default is not None
+
+
+def test_app_enqueue_refuses_an_event_too_large_for_its_workflow_before_sql(engine, schema) -> None:
+    """Step Functions takes 256 KiB of input while SQS takes 1 MiB: an event routed to a workflow
+    is refused at enqueue, naming the size, with the caller's transaction still usable."""
+    from outbox_relay import PayloadTooLargeError
+
+    app = _app()
+    app.route("RoomRequested", "RoomSaga")
+    limit = app.max_event_bytes("RoomRequested")
+    assert 0 < limit < 256 * 1024
+    assert app.max_event_bytes("NotRouted") == 1_048_576
+    migrate(engine, schema=schema)
+    with engine.begin() as conn:
+        with pytest.raises(PayloadTooLargeError) as info:
+            app.enqueue(
+                conn,
+                event_type="RoomRequested",
+                payload={"blob": "x" * limit},
+                aggregate_type="room",
+                aggregate_key="1",
+                schema=schema,
+            )
+        assert info.value.limit == limit
+        # the transaction is still usable, and a fitting event goes in
+        app.enqueue(
+            conn,
+            event_type="RoomRequested",
+            payload={"room": "1"},
+            aggregate_type="room",
+            aggregate_key="1",
+            schema=schema,
+        )
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox_table(schema))).scalar_one() == 1

@@ -72,6 +72,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(saga_outbox.workflows.__all__) == [
         "CompilationError",
         "Integration",
+        "REJECTION_PREFIX",
         "RetryPolicy",
         "Step",
         "TRANSIENT_ERRORS",
@@ -82,7 +83,10 @@ def test_public_api_is_pinned() -> None:
         "WorkflowValidationError",
         "compile_definition",
         "execution_name",
+        "function_timeout_seconds",
+        "task_timeout_seconds",
         "to_json",
+        "workflow_input_budget_bytes",
     ]
 
 
