@@ -1,4 +1,5 @@
-"""``saga-outbox cost --app M:A --events-per-second N [--mix EVENT_TYPE=share ...] [--json]``."""
+"""``saga-outbox cost --app M:A --events-per-second N [--mix EVENT_TYPE=share ...] [--json]`` and
+``saga-outbox reconcile --app M:A --database-url URL [...]`` (see docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from saga_outbox._discovery import add_app_argument, app_from_args
 from saga_outbox._tables import format_table
 
-__all__ = ["register"]
+__all__ = ["register", "register_reconcile"]
 
 
 def register(subparsers: Any) -> None:
@@ -88,3 +89,158 @@ def _cost(args: argparse.Namespace) -> int:
     )
     print(f"not included: {', '.join(estimate.not_included)}")
     return 0
+
+
+def register_reconcile(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "reconcile",
+        help="start lost Standard dispatches; list stuck, CompensationFailed and failed executions",
+    )
+    add_app_argument(p)
+    p.add_argument("--database-url", required=True, help="the app's PostgreSQL (the outbox's database)")
+    p.add_argument("--schema", default=None, help="outbox schema (default saga_outbox)")
+    p.add_argument(
+        "--older-than-minutes",
+        type=float,
+        default=15.0,
+        help="only events published at least this long ago (default 15: past SQS retries)",
+    )
+    p.add_argument("--since-hours", type=float, default=24.0, help="how far back to look (default 24)")
+    p.add_argument(
+        "--deadline-margin-seconds",
+        type=float,
+        default=300.0,
+        help="added to a workflow's worst-case duration before a RUNNING execution counts as stuck",
+    )
+    p.add_argument("--endpoint-url", default=None, help="Step Functions endpoint (moto server, LocalStack)")
+    p.add_argument(
+        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)"
+    )
+    p.add_argument(
+        "--state-machine-arns",
+        default=None,
+        metavar="JSON",
+        help='{"<workflow>": "<ARN>"} (the dispatcher\'s STATE_MACHINE_ARNS); default: resolve by name '
+        "(<workflow> or <stack>-<workflow>)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report what would be started, start nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_reconcile)
+
+
+def _sfn_client(endpoint_url: str | None, region: str | None) -> Any:
+    import os
+
+    import boto3
+
+    from saga_outbox.inspector.cli import LOCAL_CREDENTIALS, is_loopback_endpoint
+    from saga_outbox.inspector.inspector import default_region
+
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region or default_region()}
+    configured = any(os.environ.get(v) for v in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    if is_loopback_endpoint(endpoint_url) and not configured:
+        kwargs.update(LOCAL_CREDENTIALS)  # a local emulator accepts any key, as `executions` does
+    return boto3.client("stepfunctions", **kwargs)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from outbox_relay.db import connect_engine
+    from outbox_relay.schema import DEFAULT_SCHEMA
+
+    from ._reconcile_arns import parse_state_machine_arns, resolve_state_machine_arns
+    from .reconcile import Reconciler
+
+    app = app_from_args(args)
+    workflows = [w.name for w in app.workflows]
+    routed = sorted({r.workflow for r in app.routes})
+    # parse the JSON before anything connects: a typo fails in a millisecond, naming itself
+    arns = (
+        parse_state_machine_arns(args.state_machine_arns, workflows, required=routed)
+        if args.state_machine_arns is not None
+        else None
+    )
+    sfn = _sfn_client(args.endpoint_url, args.region)
+    if arns is None:
+        arns = resolve_state_machine_arns(sfn, routed)
+    engine, owned = connect_engine(args.database_url)
+    try:
+        report = Reconciler(
+            app,
+            engine=engine,
+            sfn_client=sfn,
+            state_machine_arns=arns,
+            schema=args.schema or DEFAULT_SCHEMA,
+            older_than_minutes=args.older_than_minutes,
+            since_hours=args.since_hours,
+            deadline_margin_seconds=args.deadline_margin_seconds,
+            dry_run=args.dry_run,
+        ).run()
+    finally:
+        if owned:
+            engine.dispose()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(render_reconcile(report))
+    return 0
+
+
+def render_reconcile(report: Any) -> str:
+    """The text form of a :class:`~saga_outbox.ops._reconcile_findings.ReconcileReport`."""
+    c = report.counts
+    lines = [
+        f"reconcile{' (dry run)' if report.dry_run else ''}: events published "
+        f"{report.since:%Y-%m-%d %H:%M:%S} .. {report.until:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{report.events_checked} checked",
+        f"  lost dispatches {c['lost_dispatches']} (started {c['started']}, failed {c['start_failures']}), "
+        f"stuck {c['stuck']}, CompensationFailed {c['compensation_failed']}, failed {c['failed']}",
+    ]
+    sections: list[tuple[str, list[str], list[tuple[Any, ...]]]] = [
+        (
+            "Lost dispatches",
+            ["WORKFLOW", "EVENT", "PUBLISHED", "ACTION", "EXECUTION"],
+            [
+                (d.workflow, d.event_id, f"{d.published_at:%H:%M:%S}", d.action, d.error or d.execution_name)
+                for d in report.lost_dispatches
+            ],
+        ),
+        (
+            "Stuck (RUNNING past the deadline)",
+            ["WORKFLOW", "EXECUTION", "RUNNING", "DEADLINE", "WAITING IN"],
+            [
+                (
+                    s.workflow,
+                    s.execution_name,
+                    f"{s.running_seconds:,.0f} s",
+                    f"{s.deadline_seconds:,.0f} s",
+                    s.current_state or "",
+                )
+                for s in report.stuck
+            ],
+        ),
+        (
+            "CompensationFailed",
+            ["WORKFLOW", "EXECUTION", "FAILED", "UNDONE", "NOT UNDONE"],
+            [
+                (
+                    s.workflow,
+                    s.execution_name,
+                    "; ".join(f"{x['state']}: {x['error']}" for x in s.failed),
+                    ", ".join(s.undone) or "-",
+                    "; ".join(f"{x['step']} ({x['reason']})" for x in s.not_undone) or "-",
+                )
+                for s in report.compensation_failed
+            ],
+        ),
+        (
+            "Failed",
+            ["WORKFLOW", "KIND", "EXECUTION", "STATUS", "ERROR"],
+            [(x.workflow, x.kind, x.execution_name, x.status, x.error or "") for x in report.failed],
+        ),
+    ]
+    for title, headers, rows in sections:
+        if rows:
+            lines += ["", title, format_table(headers, rows, indent="  ")]
+    for s in report.skipped:
+        lines += ["", f"skipped: {s.workflow} {s.check}: {s.reason}"]
+    return "\n".join(lines)
