@@ -145,12 +145,23 @@ class PublishError(OutboxError):
     as malformed, which the relay narrows down to an entry by sending the entries one by one."""
 
     def __init__(
-        self, message: str, *, retryable: bool = True, throttled: bool = False, cause: str | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        throttled: bool = False,
+        cause: str | None = None,
+        maybe_delivered: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.throttled = throttled
         self.cause = cause or ("throttled" if throttled else "connection" if retryable else "rejected")
         self.retryable = retryable and self.cause != "rejected"
+        #: the service may have accepted the messages anyway (a read timeout, a 5xx): a later
+        #: send is a re-send as far as the dedup window is concerned
+        self.maybe_delivered = (
+            self.cause in ("server", "connection") if maybe_delivered is None else maybe_delivered
+        )
 
     @property
     def request_level(self) -> bool:

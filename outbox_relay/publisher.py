@@ -112,6 +112,8 @@ class EntryFailure:
     #: the entry was not judged on its content (the whole request failed, or it was held back
     #: behind a failed entry of its group): no attempt is spent
     request_level: bool = False
+    #: SQS may have accepted it despite the failure (read timeout, 5xx, unknown error)
+    maybe_delivered: bool = False
 
 
 @dataclass(kw_only=True, slots=True)
@@ -259,14 +261,23 @@ class SqsFifoPublisher:
                 cause=cause,
             ) from exc
         except BotoCoreError as exc:
-            from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+            from botocore.exceptions import (
+                ConnectTimeoutError,
+                EndpointConnectionError,
+                NoCredentialsError,
+                PartialCredentialsError,
+            )
 
             credentials = isinstance(exc, NoCredentialsError | PartialCredentialsError) or (
                 "Credential" in type(exc).__name__
             )
+            # no connection, no request: SQS cannot have seen it; a read timeout or a closed
+            # connection may come after SQS accepted the batch
+            unsent = credentials or isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
             raise PublishError(
                 f"SendMessageBatch to {self.queue_url} failed: {type(exc).__name__}: {exc}",
                 cause="credentials" if credentials else "connection",
+                maybe_delivered=not unsent,
             ) from exc
         outcome = BatchOutcome(
             succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])]

@@ -10,7 +10,6 @@ that dies anyway.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
@@ -24,20 +23,13 @@ from sqlalchemy import exc as sa_exc
 
 from . import metrics as m
 from .db import check_database, connect_engine, translate
-from .envelope import (
-    deduplication_id,
-    envelope_json,
-    message_attributes,
-    message_group_id,
-    message_size,
-)
-from .exceptions import DatabaseError, OutboxError, PublishError
+from .exceptions import DatabaseError, OutboxError
 from .metrics import MetricsSink, NullMetrics
 from .options import DrainResult, RelayOptions
-from .publisher import BatchOutcome, EntryFailure, OutboundMessage, Publisher
-from .sending import Backoff, Pacer, pack_batches
+from .publisher import OutboundMessage, Publisher
+from .sending import Backoff, Pacer, Sender, build_messages, pack_batches
 from .store import ClaimedRow, OutboxStore, Release
-from .supervisor import Listener, PipelineCounter, RelayThread, supervise
+from .supervisor import Listener, PipelineCounter, RelayThread, run_in_threads, supervise
 
 __all__ = ["DrainResult", "Relay", "RelayOptions", "RelayThread"]
 
@@ -83,11 +75,18 @@ class Relay:
         # database retries down, nor the reverse
         self._send_backoff = Backoff(opts.backoff_base_seconds, opts.backoff_max_seconds, clock)
         self._db_backoff = Backoff(opts.backoff_base_seconds, opts.backoff_max_seconds, clock)
+        rate = opts.max_calls_per_second
+        self._sender = Sender(
+            publisher,
+            options=opts,
+            metrics=self.metrics,
+            backoff=self._send_backoff,
+            pacer=Pacer(rate) if rate else None,
+            clock=clock,
+        )
         self._serving = PipelineCounter()
         self._last_lag = -1e9
         self._checked = False
-        rate = opts.max_calls_per_second
-        self._pacer = Pacer(rate) if rate else None
 
     # -- lifecycle -----------------------------------------------------------------------
     def check(self) -> None:
@@ -145,14 +144,14 @@ class Relay:
         if not rows:
             return stats
         deadline = started + opts.lease_seconds * 0.8
-        stats.late = self._count_late(rows)
         messages, releases = self._build(rows)
         attempts = {r.id: r.attempts for r in rows}
         published, more = self._publish(messages, deadline, attempts)
         releases.extend(more)
         stats.published = len(published)
         stats.failed = sum(1 for r in releases if r.spend_attempt)
-        marked, died = self._mark(token, published, releases)
+        marked, died, late = self._mark(token, rows, published, releases)
+        stats.late = self._report_late(late)
         if marked < len(published):
             log.warning("lease lost on %d rows (another relay took them over)", len(published) - marked)
             self.metrics.count(m.LEASE_LOST, len(published) - marked)
@@ -167,16 +166,34 @@ class Relay:
         stats.published = marked
         return stats
 
-    def _mark(self, token: int, published: list[int], releases: list[Release]) -> tuple[int, list[Any]]:
+    def _mark(
+        self, token: int, rows: Sequence[ClaimedRow], published: list[int], releases: list[Release]
+    ) -> tuple[int, list[Any], list[Any]]:
         """Mark what was sent; a transient database error is retried a few times right away,
         since giving up means the rows are re-sent only after the lease (a duplicate send)."""
         opts = self.options
+        # A late re-send: SQS may have accepted an earlier send of the row (first_sent_at
+        # before this claim), outside the dedup window, and may have accepted this one too.
+        maybe_sent = set(published) | {r.row_id for r in releases if r.maybe_sent}
+        late = {
+            r.id: r.claimed_at
+            for r in rows
+            if r.id in maybe_sent
+            and r.first_sent_at is not None
+            and r.claimed_at - r.first_sent_at > opts.dedup_window
+        }
+        first_sent = {r.id: r.first_sent_at for r in rows}
         attempt = 0
         while True:
             attempt += 1
             try:
                 return self._store.mark(
-                    token=token, published=published, releases=releases, max_attempts=opts.max_attempts
+                    token=token,
+                    published=published,
+                    releases=releases,
+                    max_attempts=opts.max_attempts,
+                    late=late,
+                    first_sent=first_sent,
                 )
             except sa_exc.SQLAlchemyError as exc:
                 error = translate(exc, schema=opts.schema)
@@ -192,56 +209,20 @@ class Relay:
                     raise error from exc
                 time.sleep(opts.backoff_base_seconds * attempt)
 
-    def _count_late(self, rows: Sequence[ClaimedRow]) -> int:
-        window = self.options.dedup_window
-        late = [r for r in rows if r.first_sent_at is not None and r.claimed_at - r.first_sent_at > window]
-        for r in late:
+    def _report_late(self, counted: list[Any]) -> int:
+        for r in counted:
             log.warning(
                 "late re-send of event %s: first sent %s, past the SQS dedup window; "
                 "consumers must dedup on the event id",
                 r.event_id,
                 r.first_sent_at,
             )
-        if late:
-            self.metrics.count(m.LATE_RESENDS, len(late))
-        return len(late)
+        if counted:
+            self.metrics.count(m.LATE_RESENDS, len(counted))
+        return len(counted)
 
     def _build(self, rows: Sequence[ClaimedRow]) -> tuple[list[OutboundMessage], list[Release]]:
-        messages: list[OutboundMessage] = []
-        releases: list[Release] = []
-        for r in rows:
-            try:
-                event_id = str(r.event_id)
-                body = envelope_json(
-                    event_id=event_id,
-                    event_type=r.event_type,
-                    aggregate_type=r.aggregate_type,
-                    aggregate_key=r.aggregate_key,
-                    occurred_at=r.created_at,
-                    headers_json=r.headers or "{}",
-                    payload_json=r.payload,
-                )
-                attrs = message_attributes(r.event_type)
-                size = message_size(body, attrs)
-                if size > self.publisher.max_batch_bytes:
-                    raise OutboxError(
-                        f"message is {size:,} bytes, over the {self.publisher.max_batch_bytes:,}-byte limit"
-                    )
-                messages.append(
-                    OutboundMessage(
-                        row_id=r.id,
-                        event_id=event_id,
-                        group_id=message_group_id(r.aggregate_type, r.aggregate_key),
-                        deduplication_id=deduplication_id(r.event_id),
-                        body=body,
-                        attributes=attrs,
-                        size=size,
-                    )
-                )
-            except OutboxError as exc:
-                # A poison row (written around enqueue's checks): dead now, the rest flows on.
-                releases.append(Release(r.id, f"poison: {exc}", 0.0, True, dead=True))
-        return messages, releases
+        return build_messages(rows, max_bytes=self.publisher.max_batch_bytes)
 
     def _batches(self, messages: list[OutboundMessage]) -> list[list[OutboundMessage]]:
         return pack_batches(
@@ -257,92 +238,21 @@ class Relay:
             return [], []
         batches = self._batches(messages)
         sent = {m.row_id for b in batches for m in b}
-        releases = [Release(m.row_id, None, 0.0, False) for m in messages if m.row_id not in sent]
+        releases = [
+            Release(m.row_id, None, 0.0, False, maybe_sent=False) for m in messages if m.row_id not in sent
+        ]
         with self._pool_lock:  # pipelines share one pool: concurrency bounds the whole relay
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="outbox-send")
             pool = self._pool
-        futures = [pool.submit(self._send_one, b, deadline) for b in batches]
+        futures = [pool.submit(self._sender.send, b, deadline) for b in batches]
         published: list[int] = []
         for fut in futures:
             outcome = fut.result()
             published.extend(outcome.succeeded)
             for f in outcome.failed:
-                releases.append(self._release_for(f, attempts.get(f.row_id, 0)))
+                releases.append(self._sender.release_for(f, attempts.get(f.row_id, 0)))
         return published, releases
-
-    def _send_one(self, batch: list[OutboundMessage], deadline: float) -> BatchOutcome:
-        if self._pacer is not None:
-            self._pacer.wait()
-        if self._clock() > deadline:
-            # Our lease may have passed to another relay: sending now could overtake it.
-            return _not_tried(batch, "LeaseExpired", "lease about to expire")
-        started = time.perf_counter()
-        try:
-            outcome = self.publisher.publish_batch(batch)
-            self._send_backoff.succeeded()
-        except PublishError as exc:
-            if exc.request_level:
-                return self._request_failed(batch, exc)
-            # The service refused the request as a whole; find the entry at fault by sending
-            # them one by one, so that only its row is charged.
-            outcome = self._send_singly(batch, exc) if len(batch) > 1 else _rejected(batch, exc)
-        except Exception as exc:  # a publisher bug must not kill the relay or lose the rows
-            log.exception("publisher raised")
-            outcome = BatchOutcome(
-                failed=[
-                    EntryFailure(row_id=x.row_id, code=type(exc).__name__, reason=str(exc)) for x in batch
-                ]
-            )
-        self.metrics.timing(m.BATCH_LATENCY, (time.perf_counter() - started) * 1000)
-        return outcome
-
-    def _request_failed(self, batch: list[OutboundMessage], exc: PublishError) -> BatchOutcome:
-        delay = self._send_backoff.fail(short=exc.throttled)
-        self.metrics.count(m.REQUEST_FAILED)
-        if exc.throttled:
-            self.metrics.count(m.THROTTLED)
-        log.warning(
-            "publish request failed (%s): %s; the relay backs off %.2fs, no attempt spent on its %d rows",
-            exc.cause,
-            exc,
-            delay,
-            len(batch),
-        )
-        code = "throttled" if exc.throttled else f"request failed ({exc.cause})"
-        return _not_tried(batch, code, str(exc), throttled=exc.throttled)
-
-    def _send_singly(self, batch: list[OutboundMessage], first: PublishError) -> BatchOutcome:
-        log.warning("request of %d entries refused (%s): sending them one by one", len(batch), first)
-        total = BatchOutcome()
-        stopped: set[str] = set()  # a group whose entry failed: its later rows must wait
-        for msg in batch:
-            if msg.group_id in stopped:
-                total.failed.extend(_not_tried([msg], "HeldBehindFailure", "an earlier row failed").failed)
-                continue
-            try:
-                one = self.publisher.publish_batch([msg])
-            except PublishError as exc:
-                one = self._request_failed([msg], exc) if exc.request_level else _rejected([msg], exc)
-            total.succeeded.extend(one.succeeded)
-            total.failed.extend(one.failed)
-            if one.failed:
-                stopped.add(msg.group_id)
-        return total
-
-    def _release_for(self, failure: EntryFailure, attempts: int) -> Release:
-        opts = self.options
-        reason = f"{failure.code}: {failure.reason}"
-        if failure.throttled or failure.request_level:
-            # not this row's fault: wait as long as the relay does, spend nothing
-            delay = max(self._send_backoff.remaining(), opts.backoff_base_seconds)
-            return Release(failure.row_id, reason, delay, False)
-        if failure.permanent:
-            return Release(failure.row_id, reason, 0.0, True, dead=True)
-        # exponential backoff with full jitter, so relays retrying together spread out
-        ceiling = min(opts.backoff_max_seconds, opts.backoff_base_seconds * 2 ** min(attempts, 20))
-        delay = random.uniform(opts.backoff_base_seconds / 2, max(ceiling, opts.backoff_base_seconds))
-        return Release(failure.row_id, reason, delay, True)
 
     # -- loops ---------------------------------------------------------------------------
     def _guarded_pass(self, stop: threading.Event | None, time_left: float | None = None) -> _PassStats:
@@ -399,27 +309,7 @@ class Relay:
     def _in_pipelines(self, work: Callable[[], None]) -> None:
         """Run ``work`` in ``options.pipelines`` threads (this one included): while one pass
         waits on SQS, another claims, so senders never idle behind the database."""
-        errors: list[BaseException] = []
-
-        def guarded() -> None:
-            try:
-                work()
-            except BaseException as exc:  # surfaced below, in the caller's thread
-                errors.append(exc)
-
-        helpers = [
-            threading.Thread(target=guarded, name=f"outbox-pipeline-{i}", daemon=True)
-            for i in range(1, self.options.pipelines)
-        ]
-        for t in helpers:
-            t.start()
-        try:
-            work()
-        finally:
-            for t in helpers:
-                t.join()
-        if errors:
-            raise errors[0]
+        run_in_threads(work, self.options.pipelines)
 
     def pending_count(self) -> int:
         try:
@@ -501,25 +391,3 @@ class Relay:
                 self.metrics.gauge(m.OLDEST_PENDING_AGE, self._store.oldest_pending_age())
             except sa_exc.SQLAlchemyError as exc:
                 log.warning("could not read the outbox lag: %s", exc)
-
-
-def _not_tried(
-    batch: Sequence[OutboundMessage], code: str, reason: str, *, throttled: bool = False
-) -> BatchOutcome:
-    """Every entry released untouched: no attempt spent (the failure was not theirs)."""
-    return BatchOutcome(
-        failed=[
-            EntryFailure(row_id=x.row_id, code=code, reason=reason, throttled=throttled, request_level=True)
-            for x in batch
-        ]
-    )
-
-
-def _rejected(batch: Sequence[OutboundMessage], exc: PublishError) -> BatchOutcome:
-    """A one-entry request the service refused as malformed: that entry's own fault."""
-    return BatchOutcome(
-        failed=[
-            EntryFailure(row_id=x.row_id, code="RequestRejected", reason=str(exc), permanent=True)
-            for x in batch
-        ]
-    )

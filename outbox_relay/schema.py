@@ -71,6 +71,7 @@ def outbox_table(schema: str = DEFAULT_SCHEMA, metadata: sa.MetaData | None = No
         sa.Column("lease_token", sa.BigInteger),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
         # xid8 in the database (SQLAlchemy has no type for it)
+        # unused: per-aggregate order comes from the writer's group lock (writer.py)
         sa.Column("txid", sa.Text, nullable=False, server_default=sa.text("pg_current_xact_id()")),
         sa.CheckConstraint("state IN ('pending', 'published', 'dead')", name="outbox_state_check"),
         # the partial indexes the migrations create, so that Alembic autogenerate keeps them

@@ -1,16 +1,26 @@
-"""Pieces of the send step: packing batches, pacing calls, and the relay-wide backoff that
-request-level and database failures trigger (instead of spending rows' attempts)."""
+"""The send step of a pass: rows become messages, messages become batches, a batch is sent
+(paced) and every way it can fail becomes a per-row outcome; request-level failures push the
+relay-wide backoff out instead of spending rows' attempts."""
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from .publisher import OutboundMessage
+from . import metrics as m
+from .envelope import deduplication_id, envelope_json, message_attributes, message_group_id, message_size
+from .exceptions import OutboxError, PublishError
+from .metrics import MetricsSink
+from .options import RelayOptions
+from .publisher import BatchOutcome, EntryFailure, OutboundMessage, Publisher
+from .store import ClaimedRow, Release
 
-__all__ = ["Backoff", "Pacer", "pack_batches"]
+__all__ = ["Backoff", "Pacer", "Sender", "build_messages", "pack_batches"]
+
+log = logging.getLogger("outbox_relay")
 
 
 def pack_batches(
@@ -37,6 +47,45 @@ def pack_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def build_messages(
+    rows: Sequence[ClaimedRow], *, max_bytes: int
+) -> tuple[list[OutboundMessage], list[Release]]:
+    """The SQS message of each claimed row; a row that cannot become one is dead at once."""
+    messages: list[OutboundMessage] = []
+    releases: list[Release] = []
+    for r in rows:
+        try:
+            event_id = str(r.event_id)
+            body = envelope_json(
+                event_id=event_id,
+                event_type=r.event_type,
+                aggregate_type=r.aggregate_type,
+                aggregate_key=r.aggregate_key,
+                occurred_at=r.created_at,
+                headers_json=r.headers or "{}",
+                payload_json=r.payload,
+            )
+            attrs = message_attributes(r.event_type)
+            size = message_size(body, attrs)
+            if size > max_bytes:
+                raise OutboxError(f"message is {size:,} bytes, over the {max_bytes:,}-byte limit")
+            messages.append(
+                OutboundMessage(
+                    row_id=r.id,
+                    event_id=event_id,
+                    group_id=message_group_id(r.aggregate_type, r.aggregate_key),
+                    deduplication_id=deduplication_id(r.event_id),
+                    body=body,
+                    attributes=attrs,
+                    size=size,
+                )
+            )
+        except OutboxError as exc:
+            # A poison row (written around enqueue's checks): dead now, the rest flows on.
+            releases.append(Release(r.id, f"poison: {exc}", 0.0, True, dead=True, maybe_sent=False))
+    return messages, releases
 
 
 class Backoff:
@@ -98,3 +147,136 @@ class Pacer:
             self._next = slot + self._interval
         if slot > now:
             time.sleep(slot - now)
+
+
+class Sender:
+    """Sends one batch and turns every way it can fail into per-row outcomes, classified once:
+    an entry SQS rejected for its own content spends that row's attempt; a request-level
+    failure backs the whole relay off (``backoff``) and spends nothing."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        options: RelayOptions,
+        metrics: MetricsSink,
+        backoff: Backoff,
+        pacer: Pacer | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._publisher = publisher
+        self._options = options
+        self._metrics = metrics
+        self._backoff = backoff
+        self._pacer = pacer
+        self._clock = clock
+
+    def send(self, batch: list[OutboundMessage], deadline: float) -> BatchOutcome:
+        if self._pacer is not None:
+            self._pacer.wait()
+        if self._clock() > deadline:
+            # Our lease may have passed to another relay: sending now could overtake it.
+            return _not_tried(batch, "LeaseExpired", "lease about to expire")
+        started = time.perf_counter()
+        try:
+            outcome = self._publisher.publish_batch(batch)
+            self._backoff.succeeded()
+        except PublishError as exc:
+            if exc.request_level:
+                return self._request_failed(batch, exc)
+            # The service refused the request as a whole; find the entry at fault by sending
+            # them one by one, so that only its row is charged.
+            outcome = self._send_singly(batch, exc) if len(batch) > 1 else _rejected(batch, exc)
+        except Exception as exc:  # a publisher bug must not kill the relay or lose the rows
+            log.exception("publisher raised")
+            outcome = BatchOutcome(
+                failed=[
+                    EntryFailure(
+                        row_id=x.row_id, code=type(exc).__name__, reason=str(exc), maybe_delivered=True
+                    )
+                    for x in batch
+                ]
+            )
+        self._metrics.timing(m.BATCH_LATENCY, (time.perf_counter() - started) * 1000)
+        return outcome
+
+    def _request_failed(self, batch: list[OutboundMessage], exc: PublishError) -> BatchOutcome:
+        delay = self._backoff.fail(short=exc.throttled)
+        self._metrics.count(m.REQUEST_FAILED)
+        if exc.throttled:
+            self._metrics.count(m.THROTTLED)
+        log.warning(
+            "publish request failed (%s): %s; the relay backs off %.2fs, no attempt spent on its %d rows",
+            exc.cause,
+            exc,
+            delay,
+            len(batch),
+        )
+        code = "throttled" if exc.throttled else f"request failed ({exc.cause})"
+        return _not_tried(batch, code, str(exc), throttled=exc.throttled, maybe_delivered=exc.maybe_delivered)
+
+    def _send_singly(self, batch: list[OutboundMessage], first: PublishError) -> BatchOutcome:
+        log.warning("request of %d entries refused (%s): sending them one by one", len(batch), first)
+        total = BatchOutcome()
+        stopped: set[str] = set()  # a group whose entry failed: its later rows must wait
+        for msg in batch:
+            if msg.group_id in stopped:
+                total.failed.extend(_not_tried([msg], "HeldBehindFailure", "an earlier row failed").failed)
+                continue
+            try:
+                one = self._publisher.publish_batch([msg])
+            except PublishError as exc:
+                one = self._request_failed([msg], exc) if exc.request_level else _rejected([msg], exc)
+            total.succeeded.extend(one.succeeded)
+            total.failed.extend(one.failed)
+            if one.failed:
+                stopped.add(msg.group_id)
+        return total
+
+    def release_for(self, failure: EntryFailure, attempts: int) -> Release:
+        opts = self._options
+        reason = f"{failure.code}: {failure.reason}"
+        if failure.throttled or failure.request_level:
+            # not this row's fault: wait as long as the relay does, spend nothing
+            delay = max(self._backoff.remaining(), opts.backoff_base_seconds)
+            return Release(failure.row_id, reason, delay, False, maybe_sent=failure.maybe_delivered)
+        if failure.permanent:
+            return Release(failure.row_id, reason, 0.0, True, dead=True, maybe_sent=failure.maybe_delivered)
+        # exponential backoff with full jitter, so relays retrying together spread out
+        ceiling = min(opts.backoff_max_seconds, opts.backoff_base_seconds * 2 ** min(attempts, 20))
+        delay = random.uniform(opts.backoff_base_seconds / 2, max(ceiling, opts.backoff_base_seconds))
+        return Release(failure.row_id, reason, delay, True, maybe_sent=failure.maybe_delivered)
+
+
+def _not_tried(
+    batch: Sequence[OutboundMessage],
+    code: str,
+    reason: str,
+    *,
+    throttled: bool = False,
+    maybe_delivered: bool = False,
+) -> BatchOutcome:
+    """Every entry released untouched: no attempt spent (the failure was not theirs)."""
+    return BatchOutcome(
+        failed=[
+            EntryFailure(
+                row_id=x.row_id,
+                code=code,
+                reason=reason,
+                throttled=throttled,
+                request_level=True,
+                maybe_delivered=maybe_delivered,
+            )
+            for x in batch
+        ]
+    )
+
+
+def _rejected(batch: Sequence[OutboundMessage], exc: PublishError) -> BatchOutcome:
+    """A one-entry request the service refused as malformed: that entry's own fault."""
+    return BatchOutcome(
+        failed=[
+            EntryFailure(row_id=x.row_id, code="RequestRejected", reason=str(exc), permanent=True)
+            for x in batch
+        ]
+    )

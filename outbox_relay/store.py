@@ -61,15 +61,27 @@ SET state = 'published', published_at = now(), last_error = NULL,
     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
 WHERE id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'pending'
 """
+# Rows re-sent after the dedup window. A re-send SQS accepts opens a new window, so
+# first_sent_at moves to it: the row is counted once per real duplicate, not on every claim.
+_COUNT_LATE = """
+UPDATE "{s}".outbox AS o SET first_sent_at = l.sent_at
+FROM unnest(%(ids)s::bigint[], %(sent_at)s::timestamptz[]) AS l(id, sent_at)
+WHERE o.id = l.id AND o.lease_token = %(token)s
+RETURNING o.event_id, l.sent_at AS first_sent_at
+"""
+# A row SQS certainly did not accept (refused entry, throttled, not tried) gets back the
+# first_sent_at it had before this claim: only a send SQS may have accepted starts its window.
 _MARK_FAILED = """
 UPDATE "{s}".outbox AS o
 SET attempts = o.attempts + f.spend,
+    first_sent_at = CASE WHEN f.unsent THEN f.prev_first ELSE o.first_sent_at END,
     last_error = coalesce(f.error, o.last_error),
     available_at = now() + make_interval(secs => f.delay),
     state = CASE WHEN f.dead OR o.attempts + f.spend >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[], %(spend)s::int[],
-            %(dead)s::bool[]) AS f(id, error, delay, spend, dead)
+            %(dead)s::bool[], %(unsent)s::bool[], %(prev_first)s::timestamptz[])
+     AS f(id, error, delay, spend, dead, unsent, prev_first)
 WHERE o.id = f.id AND o.lease_token = %(token)s AND o.state = 'pending'
 RETURNING o.id, o.event_id, o.state, o.last_error
 """
@@ -99,6 +111,9 @@ class Release:
     delay_seconds: float
     spend_attempt: bool
     dead: bool = False
+    #: SQS may have accepted it (a timeout after the request went out, a 5xx, a publisher
+    #: bug): keep first_sent_at; False when SQS certainly did not (refused, throttled, not tried)
+    maybe_sent: bool = True
 
 
 def select_claimable(rows: list[Any], *, claim_size: int, rows_per_group: int) -> tuple[list[int], list[int]]:
@@ -157,6 +172,7 @@ class OutboxStore:
         self._lease = _LEASE.format(s=schema)
         self._mark_published = _MARK_PUBLISHED.format(s=schema)
         self._mark_failed = _MARK_FAILED.format(s=schema)
+        self._count_late = _COUNT_LATE.format(s=schema)
 
     def claim(
         self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
@@ -198,11 +214,28 @@ class OutboxStore:
         return int(token), [ClaimedRow(*r) for r in rows]
 
     def mark(
-        self, *, token: int, published: list[int], releases: list[Release], max_attempts: int
-    ) -> tuple[int, list[Any]]:
-        """One transaction: published rows, then failures; returns (marked, rows that died).
+        self,
+        *,
+        token: int,
+        published: list[int],
+        releases: list[Release],
+        max_attempts: int,
+        late: dict[int, datetime] | None = None,
+        first_sent: dict[int, datetime | None] | None = None,
+    ) -> tuple[int, list[Any], list[Any]]:
+        """One transaction: late re-sends, published rows, then failures; returns (marked, rows
+        that died, late re-sends counted). ``late`` maps the ids of late re-sends to the time of
+        this send; ``first_sent`` maps row ids to the first_sent_at they had before the claim.
         Rows whose lease token changed (another relay took over) are left alone: fencing."""
+        first_sent = first_sent or {}
         with self.engine.begin() as conn:
+            counted: list[Any] = []
+            if late:
+                counted = list(
+                    conn.exec_driver_sql(
+                        self._count_late, {"ids": list(late), "sent_at": list(late.values()), "token": token}
+                    ).all()
+                )
             marked = 0
             if published:
                 marked = conn.exec_driver_sql(
@@ -218,12 +251,14 @@ class OutboxStore:
                         "delays": [r.delay_seconds for r in releases],
                         "spend": [1 if r.spend_attempt else 0 for r in releases],
                         "dead": [r.dead for r in releases],
+                        "unsent": [not r.maybe_sent for r in releases],
+                        "prev_first": [first_sent.get(r.row_id) for r in releases],
                         "token": token,
                         "max_attempts": max_attempts,
                     },
                 ).all()
                 died = [r for r in result if r.state == "dead"]
-        return marked, died
+        return marked, died, counted
 
     def oldest_pending_age(self) -> float:
         with self.engine.connect() as conn:

@@ -14,7 +14,7 @@ from .writer import notify_channel
 if TYPE_CHECKING:
     from .relay import Relay
 
-__all__ = ["RelayThread", "supervise"]
+__all__ = ["RelayThread", "run_in_threads", "supervise"]
 
 log = logging.getLogger("outbox_relay")
 
@@ -56,6 +56,31 @@ def supervise(
             log.exception("relay pipeline %s died; restarting it in %.1fs", name, delay)
             on_restart()
             stop.wait(delay)
+
+
+def run_in_threads(work: Callable[[], None], count: int) -> None:
+    """Run ``work`` in ``count`` threads, the caller's included; the first error any of them
+    raised is raised here, after all have ended."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:  # surfaced below, in the caller's thread
+            errors.append(exc)
+
+    helpers = [
+        threading.Thread(target=guarded, name=f"outbox-pipeline-{i}", daemon=True) for i in range(1, count)
+    ]
+    for t in helpers:
+        t.start()
+    try:
+        work()
+    finally:
+        for t in helpers:
+            t.join()
+    if errors:
+        raise errors[0]
 
 
 class RelayThread:

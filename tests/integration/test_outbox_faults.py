@@ -239,3 +239,59 @@ def test_a_claim_that_waited_past_its_lease_neither_holds_an_expired_lease_nor_s
     assert [r.attempts for r in _rows(engine, outbox)] == [0, 0]
     time.sleep(0.1)
     assert relay.drain(max_seconds=5).published == 2
+
+
+def test_late_resends_count_only_real_resends_and_each_row_once(engine, outbox, sqs, queue_url):
+    """With a 1 ms dedup window every re-send is late; what must count is a send after an
+    earlier one SQS may have accepted, once per row, never a claim that sent nothing."""
+    from datetime import timedelta
+
+    from outbox_relay import retry_dead
+
+    window = {"dedup_window": timedelta(milliseconds=1)}
+    _fill(engine, outbox, groups=5, per_group=1)
+    # a throttling storm: five rows claimed again and again, never sent
+    throttled = FaultySqsClient(sqs, throttle_rate=1.0)
+    relay = _relay(engine, outbox, throttled, queue_url, **window)
+    for _ in range(4):
+        relay.run_once()
+        time.sleep(0.06)
+    throttled.throttle_rate = 0.0
+    time.sleep(0.06)
+    relay.drain(max_seconds=5)
+    assert relay.metrics.counters["LateResends"] == 0  # type: ignore[attr-defined]
+
+    # a row SQS always refuses, revived by retry-dead, then accepted
+    with engine.begin() as conn:
+        enqueue(
+            conn, aggregate_type="acct", aggregate_key="poison", event_type="E", payload={}, schema=outbox
+        )
+    refusing = FaultySqsClient(sqs, fail_entry=lambda e: "bad" if "poison" in e["MessageGroupId"] else None)
+    relay = _relay(engine, outbox, refusing, queue_url, max_attempts=1, **window)
+    assert relay.drain(max_seconds=5).dead == 1
+    assert retry_dead(engine, schema=outbox) == 1
+    refusing.fail_entry = None
+    time.sleep(0.02)
+    relay.drain(max_seconds=5)
+    assert relay.metrics.counters["LateResends"] == 0  # type: ignore[attr-defined]
+
+    # a real re-send: sent, the relay dies before marking, twice; then delivered: counted once
+    with engine.begin() as conn:
+        enqueue(conn, aggregate_type="acct", aggregate_key="crash", event_type="E", payload={}, schema=outbox)
+
+    class Crash(BaseException):
+        pass
+
+    def crash(_: list[dict[str, Any]]) -> None:
+        raise Crash
+
+    for _ in range(2):
+        with pytest.raises(Crash):
+            _relay(
+                engine, outbox, FaultySqsClient(sqs, after_send=crash), queue_url, lease_seconds=1
+            ).run_once()
+        time.sleep(1.1)
+    survivor = _relay(engine, outbox, FaultySqsClient(sqs), queue_url, **window)
+    result = survivor.drain(max_seconds=5)
+    assert result.published == 1 and result.late_resends == 1
+    assert survivor.metrics.counters["LateResends"] == 1  # type: ignore[attr-defined]

@@ -345,7 +345,7 @@ def test_stalled_relay_is_fenced_off(engine, outbox, sqs, queue_url):
     assert len(rows) == 1
     time.sleep(1.1)
     assert slow.drain(max_seconds=5).published == 1  # the live relay takes over after the lease
-    marked, _ = store.mark(token=stale_token, published=[rows[0].id], releases=[], max_attempts=3)
+    marked, _, _ = store.mark(token=stale_token, published=[rows[0].id], releases=[], max_attempts=3)
     assert marked == 0  # the stalled relay's late mark changes nothing
 
 
