@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 check-infra: $(STAMP)
-	$(BIN)/python -m saga_outbox.cdk.checks
+	$(BIN)/python -m saga_outbox.cdk.checks examples.orders.infra:build_app
 
 chaos: $(STAMP)
 	$(BIN)/saga-outbox chaos --app examples.orders.app:app --scenario examples.orders.chaos:scenario

@@ -1,10 +1,9 @@
 """Deploy your sagas with the AWS CDK: :class:`SagaOutbox`, one construct per concern inside it.
 
 ``from saga_outbox.cdk import SagaOutbox, ExistingDatabase, DeploymentConfig`` in your CDK app.
-``python -m saga_outbox.cdk.app`` synthesizes this repository's own user of the construct (the
-orders example stack, the ``app`` of ``cdk.json``); ``python -m saga_outbox.cdk.checks`` runs
-cdk-nag and cfn-lint over it. Nothing here is imported by the run-time packages
-(``outbox_relay``, ``saga_outbox.workflows``, ``saga_outbox.lambdas``).
+``python -m saga_outbox.cdk.checks MODULE:BUILD`` synthesizes a CDK app offline and runs cdk-nag
+and cfn-lint over it. Nothing here is imported by the run-time packages (``outbox_relay``,
+``saga_outbox.workflows``, ``saga_outbox.lambdas``).
 
 Names resolve lazily (PEP 562): importing the package does not start jsii.
 """
@@ -16,18 +15,16 @@ from typing import TYPE_CHECKING
 from saga_outbox._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from saga_outbox.cdk.app import build_app
     from saga_outbox.cdk.config import DeploymentConfig
     from saga_outbox.cdk.construct import SagaOutbox
     from saga_outbox.cdk.data import ExistingDatabase
 
-__all__ = ["DeploymentConfig", "ExistingDatabase", "SagaOutbox", "build_app"]
+__all__ = ["DeploymentConfig", "ExistingDatabase", "SagaOutbox"]
 
 _LAZY = {
     "SagaOutbox": "saga_outbox.cdk.construct",
     "ExistingDatabase": "saga_outbox.cdk.data",
     "DeploymentConfig": "saga_outbox.cdk.config",
-    "build_app": "saga_outbox.cdk.app",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

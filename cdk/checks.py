@@ -58,18 +58,18 @@ def synthesize(
     outdir: str | Path,
     context: Mapping[str, Any] | None = None,
     *,
-    build: Callable[..., tuple[Any, Any]] | None = None,
+    build: Callable[..., tuple[Any, Any]],
 ) -> SynthResult:
     """Synthesize the app (offline: no asset bundling) with cdk-nag registered, and collect the
     policy-validation findings instead of raising on them.
 
-    ``build(outdir=..., context=...) -> (App, Stack)`` defaults to the orders example's
-    :func:`saga_outbox.cdk.app.build_app`; pass your own to check a stack of yours."""
-    from saga_outbox.cdk.app import OFFLINE_CONTEXT, build_app
+    ``build(outdir=..., context=...) -> (App, Stack)`` builds the app to check (with cdk-nag
+    registered, e.g. by :func:`saga_outbox.cdk.nag.add_nag_checks`)."""
+    from saga_outbox.cdk.context import OFFLINE_CONTEXT
 
     started = time.perf_counter()
     outdir = Path(outdir)
-    app, stack = (build or build_app)(outdir=str(outdir), context={**OFFLINE_CONTEXT, **(context or {})})
+    app, stack = build(outdir=str(outdir), context={**OFFLINE_CONTEXT, **(context or {})})
     try:
         app.synth()
     except RuntimeError as exc:
@@ -117,20 +117,38 @@ def run_cfn_lint(templates: Sequence[Path], *, regions: Sequence[str]) -> list[s
     return findings
 
 
+def _load_build(spec: str) -> Callable[..., tuple[Any, Any]]:
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # run from the project root, like `cdk synth`
+    build = getattr(importlib.import_module(module), attr)
+    if not callable(build):
+        raise TypeError(f"{spec} is not a function (outdir=..., context=...) -> (App, Stack)")
+    return build  # type: ignore[no-any-return]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Synthesize into a temporary directory, print a summary, exit non-zero on any finding."""
+    """Synthesize into a temporary directory, print a summary, exit non-zero on any finding.
+
+    ``python -m saga_outbox.cdk.checks MODULE:BUILD [context_key=value ...]``: ``BUILD`` is a
+    function ``(outdir=..., context=...) -> (App, Stack)``."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    usage = "usage: python -m saga_outbox.cdk.checks MODULE:BUILD [context_key=value ...]"
+    if not args or "=" in args[0] or ":" not in args[0]:
+        print(f"{usage}; e.g. myshop.infra:build_app", file=sys.stderr)
+        return 2
+    build = _load_build(args.pop(0))
     context: dict[str, Any] = {}
-    for arg in argv if argv is not None else sys.argv[1:]:
+    for arg in args:
         key, sep, value = arg.partition("=")
         if not sep:
-            print(
-                f"usage: python -m saga_outbox.cdk.checks [context_key=value ...]; bad argument {arg!r}",
-                file=sys.stderr,
-            )
+            print(f"{usage}; bad argument {arg!r}", file=sys.stderr)
             return 2
         context[key] = value
     with tempfile.TemporaryDirectory(prefix="saga-outbox-cdk-") as outdir:
-        result = synthesize(outdir, context)
+        result = synthesize(outdir, context, build=build)
         lint_started = time.perf_counter()
         lint = run_cfn_lint(result.templates, regions=[result.region])
         lint_seconds = time.perf_counter() - lint_started

@@ -22,9 +22,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 
+from examples.orders.infra import FEATURE_FLAGS, build_app
 from saga_outbox import SagaApp, Step, Workflow, WorkflowKind
 from saga_outbox.cdk import ExistingDatabase, SagaOutbox
-from saga_outbox.cdk.app import FEATURE_FLAGS
 from saga_outbox.cdk.checks import SynthResult, synthesize
 from saga_outbox.cdk.nag import add_nag_checks
 
@@ -107,7 +107,7 @@ def user_builder(source_dir: Path, **construct_kwargs: Any) -> Callable[..., tup
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
-    return synthesize(tmp_path_factory.mktemp("cdk-default"))
+    return synthesize(tmp_path_factory.mktemp("cdk-default"), build=build_app)
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +122,7 @@ def template(template_json: dict[str, Any]) -> Template:
 
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
-    return synthesize(tmp_path_factory.mktemp("cdk-variant"), VARIANT_CONTEXT)
+    return synthesize(tmp_path_factory.mktemp("cdk-variant"), VARIANT_CONTEXT, build=build_app)
 
 
 @pytest.fixture(scope="session")

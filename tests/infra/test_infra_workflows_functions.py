@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from examples.orders.app import app as orders_app
 from saga_outbox.cdk.orchestration import placeholder
-from saga_outbox.workflows import WorkflowKind, compile_definition
+from saga_outbox.workflows import WorkflowKind, compile_definition, function_timeout_seconds
 
 pytestmark = pytest.mark.infra
 
@@ -74,7 +74,13 @@ def test_deployed_definitions_are_the_compiled_ones(resources) -> None:
     for workflow in all_workflows():
         var = placeholder(workflow.function)
         props = machines[workflow.name]
-        compiled = compile_definition(workflow, function_arns={workflow.function: "${" + var + "}"})
+        # the function's deployed timeout, derived across the app's workflows (workflows.timeouts)
+        timeout = function_timeout_seconds(orders_app.workflows, function=workflow.function)
+        compiled = compile_definition(
+            workflow,
+            function_arns={workflow.function: "${" + var + "}"},
+            function_timeouts={workflow.function: timeout},
+        )
         assert json.loads(props["DefinitionString"]) == compiled
         assert props["DefinitionSubstitutions"] == {var: {"Fn::GetAtt": [steps_fn, "Arn"]}}
         # and the substituted value is what every Task invokes

@@ -1,4 +1,4 @@
-"""CDK entry point: ``python -m saga_outbox.cdk.app`` (the ``app`` of ``cdk.json``).
+"""The orders example's CDK app: ``python -m examples.orders.infra`` (the ``app`` of ``cdk.json``).
 
 This repository's own user of :class:`~saga_outbox.cdk.SagaOutbox`: the orders example stack.
 It adds the example's command API (a Function URL with AWS_IAM auth) through the construct's
@@ -15,45 +15,26 @@ from typing import Any
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import json
 import shutil
 from pathlib import Path
-from types import MappingProxyType
 
 from aws_cdk import App, CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from saga_outbox.cdk import packaging
-from saga_outbox.cdk.config import DeploymentConfig
-from saga_outbox.cdk.construct import SagaOutbox
+from saga_outbox.cdk import DeploymentConfig, SagaOutbox, packaging
+from saga_outbox.cdk.context import OFFLINE_CONTEXT, feature_flags
 from saga_outbox.cdk.nag import add_nag_checks
 
 __all__ = ["EXAMPLE_APP", "FEATURE_FLAGS", "OFFLINE_CONTEXT", "OrdersExampleStack", "build_app", "main"]
 
-# The feature flags live in cdk.json only (the recommended flags of a new CDK project, as
-# `cdk init` writes them): the CDK CLI passes them to this app itself, and reading the same file
-# here makes the tests and ``saga_outbox.cdk.checks``, which synthesize without the CLI, build
-# the same template. Context given by the caller wins.
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
-
-
-def _feature_flags(path: Path = CDK_JSON) -> Mapping[str, Any]:
-    # An installed wheel has no cdk.json, and no examples/ either, so build_app() refuses there
-    # anyway (example_source_dir); importing this module (saga_outbox.cdk.checks does) must not.
-    if not path.is_file():
-        return MappingProxyType({})
-    return MappingProxyType(dict(json.loads(path.read_text(encoding="utf-8"))["context"]))
-
-
-FEATURE_FLAGS: Mapping[str, Any] = _feature_flags()
+#: the repository's cdk.json: the recommended flags of a new CDK project (``cdk init``)
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+FEATURE_FLAGS: Mapping[str, Any] = feature_flags(CDK_JSON)
 
 #: the app this repository deploys: the orders example
 EXAMPLE_APP = "examples.orders.app:app"
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-
-# Skips asset bundling (the pip-built dependencies layer) so a synth needs no network.
-OFFLINE_CONTEXT: Mapping[str, Any] = {"aws:cdk:bundling-stacks": []}
+EXAMPLES_DIR = Path(__file__).resolve().parents[1]
 
 
 def example_source_dir() -> Path:
