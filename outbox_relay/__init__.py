@@ -35,7 +35,7 @@ from .operations import OutboxStatus, outbox_status, purge_published, retry_dead
 from .publisher import BatchOutcome, EntryFailure, NullPublisher, OutboundMessage, Publisher, SqsFifoPublisher
 from .relay import DrainResult, Relay, RelayOptions, RelayThread
 from .schema import DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
-from .writer import enqueue, enqueue_async
+from .writer import enqueue, enqueue_async, enqueue_many
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -81,6 +81,7 @@ __all__ = [
     "embedded_postgres_url",
     "enqueue",
     "enqueue_async",
+    "enqueue_many",
     "message_group_id",
     "migrate",
     "migration_statements",

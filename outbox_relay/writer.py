@@ -9,7 +9,7 @@ and the event commit together or not at all. :func:`enqueue_async` does the same
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from .exceptions import (
 from .schema import DEFAULT_SCHEMA, check_schema, notify_channel
 from .validation import check_event_id, check_text, jsonb_text_size
 
-__all__ = ["enqueue", "enqueue_async", "notify_channel"]
+__all__ = ["enqueue", "enqueue_async", "enqueue_many", "notify_channel"]
 
 _SQL = (
     'INSERT INTO "{schema}".outbox (event_id, aggregate_type, aggregate_key, event_type, payload,'
@@ -87,8 +87,9 @@ def enqueue(
     your transaction ends: a second transaction enqueuing for the same aggregate waits for the
     first to commit or roll back. Two consequences: keep transactions that enqueue short, and
     when one transaction enqueues for several aggregates, enqueue them in a fixed order (e.g.
-    sorted by ``(aggregate_type, aggregate_key)``), or two transactions taking them in opposite
-    orders deadlock (PostgreSQL aborts one with SQLSTATE 40P01, which the caller retries).
+    sorted by ``(aggregate_type, aggregate_key)``; :func:`enqueue_many` does it for you), or two
+    transactions taking them in opposite orders deadlock (PostgreSQL aborts one with SQLSTATE
+    40P01, which the caller retries).
     """
     conn = _sync_connection(target)
     eid, sql, params = _prepare(
@@ -137,6 +138,49 @@ async def enqueue_async(
     if await fetch(sql, params) is None:
         _check_same_event(await fetch(_SAME_EVENT.format(schema=schema), params), params)
     return eid
+
+
+def enqueue_many(
+    target: Any,
+    events: Sequence[Mapping[str, Any]],
+    *,
+    schema: str = DEFAULT_SCHEMA,
+    max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+) -> list[uuid.UUID]:
+    """Enqueue several events (each a mapping of :func:`enqueue`'s keyword arguments) in the
+    caller's transaction, in the given order; return their event ids.
+
+    Every event is checked before any SQL runs. The group locks of all their aggregates are then
+    taken in one sorted order, whatever the order of ``events``: two transactions enqueuing for
+    the same aggregates cannot deadlock on each other (the deadlock rule of :func:`enqueue`).
+    """
+    conn = _sync_connection(target)
+    prepared = [
+        _prepare(
+            aggregate_type=e["aggregate_type"],
+            aggregate_key=e["aggregate_key"],
+            event_type=e["event_type"],
+            payload=e["payload"],
+            headers=e.get("headers"),
+            event_id=e.get("event_id"),
+            available_at=e.get("available_at"),
+            schema=schema,
+            max_message_bytes=max_message_bytes,
+        )
+        for e in events
+    ]
+    keys = sorted({params["lock_key"] for _, _, params in prepared})
+    if keys:
+        # unnest yields the array in order, and each lock is taken as its row is produced
+        _fetch(
+            conn,
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest(%(keys)s::text[]) AS k",
+            {"keys": keys},
+        )
+    for _, sql, params in prepared:
+        if _fetch(conn, sql, params) is None:  # its lock is already ours (locks are re-entrant)
+            _check_same_event(_fetch(conn, _SAME_EVENT.format(schema=schema), params), params)
+    return [eid for eid, _, _ in prepared]
 
 
 def _prepare(

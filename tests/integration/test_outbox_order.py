@@ -130,3 +130,46 @@ def test_an_open_write_transaction_in_another_database_does_not_stop_publishing(
         with admin.connect() as c:
             c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
         admin.dispose()
+
+
+def test_enqueue_many_takes_its_group_locks_in_sorted_order(engine, database_url, outbox):
+    """T1 holds acct:b. T2 enqueues [b, a] with enqueue_many: sorted, it locks a first and then
+    waits for b (in the given order it would wait for b holding nothing). A third writer of
+    acct:a therefore finds a taken while T2 waits: every writer takes locks in one order, so no
+    two can each hold what the other waits for."""
+    from sqlalchemy import exc as sa_exc
+
+    from outbox_relay import enqueue_many
+
+    def event(key: str, seq: int) -> dict[str, object]:
+        return {"aggregate_type": "acct", "aggregate_key": key, "event_type": "E", "payload": {"seq": seq}}
+
+    t1 = engine.connect()
+    tx1 = t1.begin()
+    enqueue(t1, schema=outbox, **event("b", 0))  # type: ignore[arg-type]
+    done = threading.Event()
+
+    def t2() -> None:
+        with engine.begin() as conn:
+            enqueue_many(conn, [event("b", 1), event("a", 1)], schema=outbox)
+        done.set()
+
+    waiter = threading.Thread(target=t2)
+    waiter.start()
+    time.sleep(0.3)
+    assert not done.is_set()
+    impatient = sa.create_engine(database_url, connect_args={"options": "-c lock_timeout=200ms"})
+    try:
+        with impatient.begin() as conn, pytest.raises(sa_exc.OperationalError, match="lock timeout"):
+            enqueue(conn, schema=outbox, **event("a", 2))  # type: ignore[arg-type]
+    finally:
+        impatient.dispose()
+        tx1.commit()
+        t1.close()
+        waiter.join(10)
+    assert done.is_set()
+    with engine.connect() as c:
+        rows = c.exec_driver_sql(
+            f"SELECT aggregate_key, payload->>'seq' FROM \"{outbox}\".outbox ORDER BY id"
+        )
+        assert [tuple(r) for r in rows] == [("b", "0"), ("b", "1"), ("a", "1")]
