@@ -23,10 +23,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 
 from examples.orders.infra import FEATURE_FLAGS, build_app
-from saga_outbox import SagaApp, Step, Workflow, WorkflowKind
+from saga_outbox import SagaApp
 from saga_outbox.cdk import ExistingDatabase, SagaOutbox
 from saga_outbox.cdk.checks import SynthResult, synthesize
 from saga_outbox.cdk.nag import add_nag_checks
+from tests.apps import room_app
 
 # A variant exercising the non-default switches (NAT, high-throughput FIFO, e-mail, prebuilt layer,
 # a custom metrics namespace).
@@ -60,21 +61,7 @@ USER_APP_SPEC = "myshop.sagas:app"
 
 def tiny_app() -> SagaApp:
     """A two-step saga, like a user's first one (the actions never run at synth)."""
-    app = SagaApp("rooms")
-    app.add(
-        Workflow(
-            name="RoomSaga",
-            kind=WorkflowKind.STANDARD,
-            steps=[
-                Step(name="BookRoom", action="book_room", compensation="cancel_room"),
-                Step(name="ChargeCard", action="charge_card"),
-            ],
-        )
-    )
-    app.route("RoomRequested", "RoomSaga")
-    for action in ("book_room", "cancel_room", "charge_card"):
-        app.action("RoomSaga", action)(lambda ctx: {})
-    return app
+    return room_app()
 
 
 @pytest.fixture(scope="session")

@@ -12,40 +12,15 @@ import pytest
 
 import saga_outbox
 import saga_outbox.workflows
-from saga_outbox import AppError, SagaApp, Step, Workflow, WorkflowKind, load_app
+from saga_outbox import AppError, SagaApp, Step, Workflow, load_app
 from saga_outbox.cli import main
 from saga_outbox.workflows import UnknownWorkflowError
+from tests.apps import room_app
 
 
 def _app() -> SagaApp:
-    app = SagaApp("shop")
-    app.add(
-        Workflow(
-            name="RoomSaga",
-            kind=WorkflowKind.STANDARD,
-            steps=[
-                Step(name="BookRoom", action="book_room", compensation="cancel_room"),
-                Step(name="ChargeCard", action="charge_card"),
-            ],
-        )
-    )
-    app.add(
-        Workflow(
-            name="RoomView",
-            kind=WorkflowKind.EXPRESS,
-            steps=[Step(name="Project", action="project", idempotent=True)],
-        )
-    )
-    app.route("RoomRequested", "RoomSaga")
-    app.route("RoomRequested", "RoomView")
-    app.route("RoomRequested", "RoomView")  # a repeated route is one route
-    for workflow, action in (
-        ("RoomSaga", "book_room"),
-        ("RoomSaga", "cancel_room"),
-        ("RoomSaga", "charge_card"),
-        ("RoomView", "project"),
-    ):
-        app.action(workflow, action)(lambda ctx: {})
+    app = room_app(with_log=True)
+    app.route("RoomRequested", "RoomLog")  # a repeated route is one route
     return app
 
 
@@ -101,9 +76,9 @@ def test_one_error_root() -> None:
 
 def test_routing_and_lookup() -> None:
     app = _app().check()
-    assert [w.name for w in app.workflows_for("RoomRequested")] == ["RoomSaga", "RoomView"]
+    assert [w.name for w in app.workflows_for("RoomRequested")] == ["RoomSaga", "RoomLog"]
     assert app.workflows_for("Other") == []
-    assert len(app.routes) == 2
+    assert len(app.routes) == 3  # RoomRequested twice (the repeat is one), RoomBooked
     assert app.functions() == {"steps"}
     assert ("RoomSaga", "book_room") in app.registry()
     with pytest.raises(UnknownWorkflowError, match=r"'Nope'.*RoomSaga"):

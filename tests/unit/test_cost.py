@@ -6,40 +6,15 @@ import json
 
 import pytest
 
-from saga_outbox import SagaApp, Step, Workflow, WorkflowKind
+from saga_outbox import SagaApp
 from saga_outbox.cli import main
 from saga_outbox.ops import PRICES, CostAssumptions, estimate_cost
 from saga_outbox.ops.cost import CostInputError, happy_path
+from tests.apps import room_app
 
 
 def _app() -> SagaApp:
-    app = SagaApp("rooms")
-    app.add(
-        Workflow(
-            name="RoomSaga",
-            kind=WorkflowKind.STANDARD,
-            steps=[
-                Step(name="BookRoom", action="book", compensation="cancel"),
-                Step(name="ChargeCard", action="charge"),
-            ],
-        )
-    )
-    app.add(
-        Workflow(
-            name="RoomLog", kind=WorkflowKind.EXPRESS, steps=[Step(name="Log", action="log", idempotent=True)]
-        )
-    )
-    app.route("RoomRequested", "RoomSaga")
-    app.route("RoomRequested", "RoomLog")
-    app.route("RoomBooked", "RoomLog")
-    for workflow, action in (
-        ("RoomSaga", "book"),
-        ("RoomSaga", "cancel"),
-        ("RoomSaga", "charge"),
-        ("RoomLog", "log"),
-    ):
-        app.action(workflow, action)(lambda ctx: {})
-    return app
+    return room_app(with_log=True)
 
 
 def test_happy_path_is_read_off_the_compiled_definition() -> None:
