@@ -16,7 +16,7 @@ from saga_outbox._tables import format_table as _format_table
 
 from .history import EventRow
 from .inspector import EXECUTION_STATUSES, SAGA_OUTCOMES, ExecutionInspector, default_region
-from .report import ExecutionReport
+from .report import ExecutionReport, format_path
 
 __all__ = ["LOCAL_CREDENTIALS", "format_table", "is_loopback_endpoint", "main", "register"]
 
@@ -130,14 +130,17 @@ def _print_report(report: ExecutionReport, out: TextIO) -> None:
     ]
     if report.saga_outcome:
         fields.insert(3, ("Saga outcome", report.saga_outcome))
-    if report.error or report.cause:
+    if report.failures:  # CompensationFailed: name what failed instead of printing its JSON
+        failed = "; ".join(_one_line(f.summary, 200) for f in report.failures)
+        fields.append(("Error", f"{report.error}: {failed}"))
+    elif report.error or report.cause:
         fields.append(("Error", ": ".join(x for x in (report.error, _one_line(report.cause, 200)) if x)))
     if report.console_url:
         fields.append(("Console", report.console_url))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         print(f"{key.ljust(width)}  {value}", file=out)
-    print(f"\nPath: {' -> '.join(report.path) or '(none)'}", file=out)
+    print(f"\nPath: {format_path(report)}", file=out)
     if report.compensations:
         print(f"Compensations: {', '.join(report.compensations)}", file=out)
     print("", file=out)

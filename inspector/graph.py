@@ -6,11 +6,14 @@ the compiler emits carries ``Parameters.Payload.kind`` (``"action"``, ``"compens
 ends in the compiler's ``MarkCompleted``/``MarkCompensated``/``CompensationFailed`` states. A
 definition that carries none of this is drawn as plain states.
 
-Layout: rows by longest path from ``StartAt`` (so every forward edge points down); columns by
-how many ``Catch`` edges separate a state from ``StartAt`` (the happy path, the compensation
-chain, then what a failing compensation leads to). Edges between neighbouring rows are drawn
-straight through the empty band between the rows; every other edge runs along the empty gaps
-between columns and between rows, so no edge passes behind a node it does not connect.
+Layout of a compiled saga, from the compiler's structure (:mod:`.structure`): the happy path in
+the first column; each step's helpers (the Choice after its ``Catch``, the pivot's
+``Unresolved`` Pass), drawn as small diamond/connector nodes, in the next column *in the step's
+own row* (the Pass one row below its Choice); the compensation chain in the third column;
+``CompensationFailed`` in the last. Any other definition carries no such structure: its columns
+count the ``Catch`` edges that separate a state from ``StartAt``. Rows in both: longest path
+from ``StartAt`` (so every edge but a step's own helper edge points down). Edges are routed by
+:mod:`.routes`, so no edge passes behind a node it does not connect.
 """
 
 from __future__ import annotations
@@ -24,18 +27,14 @@ from typing import Any
 from saga_outbox.workflows.compiler import COMPENSATION_FAILED, MARK_COMPENSATED, MARK_COMPLETED
 
 from .errors import InvalidDefinition
+from .routes import COLUMN_GAP, NODE_GAP, NODE_HEIGHT, Point, Router, row_top
+from .structure import CHAIN, HAPPY, SagaStructure, saga_structure
 
 __all__ = ["GraphEdge", "GraphNode", "StateGraph", "is_saga_definition", "parse_definition"]
 
-NODE_HEIGHT = 40
-ROW_GAP = 40
-COLUMN_GAP = 56  # room for several edges side by side in one gap
-NODE_GAP = 24  # between nodes that share a row and a column
-LANE = 6  # distance between edges that share a gap
-
 _SAGA_END_STATES = frozenset({MARK_COMPLETED, MARK_COMPENSATED, COMPENSATION_FAILED})
-
-Point = tuple[float, float]
+#: side of the square a helper's diamond (Choice) or connector (Pass) is drawn in
+HELPER_SIZE = 28
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +45,9 @@ class GraphNode:
     compensation: bool
     compensates: str | None
     end: bool
+    #: "box" | "choice" (a helper Choice: diamond) | "connector" (a helper Pass: small circle)
+    shape: str
+    helper_of: str | None  # the happy-path step a helper belongs to
     layer: int  # row
     column: int
     x: int
@@ -61,6 +63,8 @@ class GraphNode:
             "compensation": self.compensation,
             "compensates": self.compensates,
             "end": self.end,
+            "shape": self.shape,
+            "helper_of": self.helper_of,
             "layer": self.layer,
             "column": self.column,
             "x": self.x,
@@ -77,12 +81,16 @@ class GraphEdge:
     kind: str  # "next" | "default" | "choice" | "catch"
     #: where to draw it; two points: a curve between neighbouring rows, more: a polyline
     points: tuple[Point, ...] = ()
+    #: out of a step's helper Choice: "rejected" (undo the steps before it) or "unknown"
+    #: (undo the step itself first, or the pivot's Unresolved); None elsewhere
+    branch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "target": self.target,
             "kind": self.kind,
+            "branch": self.branch,
             "points": [[round(x, 1), round(y, 1)] for x, y in self.points],
         }
 
@@ -162,8 +170,14 @@ def _edges(name: str, state: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys(out))  # one edge per (source, target, kind), in order
 
 
-def _rows(start_at: str, names: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> dict[str, int]:
-    """Longest-path layering from StartAt, ignoring edges that close a loop (found by DFS)."""
+def _rows(
+    start_at: str,
+    names: Sequence[str],
+    edges: Sequence[tuple[str, str, str]],
+    flat: frozenset[tuple[str, str]] = frozenset(),
+) -> dict[str, int]:
+    """Longest-path layering from StartAt, ignoring edges that close a loop (found by DFS);
+    an edge in ``flat`` keeps its target in its source's row."""
     children: dict[str, list[str]] = {n: [] for n in names}
     for source, target, _ in edges:
         children[source].append(target)
@@ -194,12 +208,15 @@ def _rows(start_at: str, names: Sequence[str], edges: Sequence[tuple[str, str, s
         row.setdefault(node, 0)
         for child in children[node]:
             if (node, child) not in back:
-                row[child] = max(row.get(child, 0), row[node] + 1)
+                row[child] = max(row.get(child, 0), row[node] + ((node, child) not in flat))
     return row
 
 
-def _columns(start_at: str, names: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> dict[str, int]:
-    """Fewest Catch edges on a path from StartAt (0-1 BFS); unreachable states share column 0."""
+def _catch_columns(
+    start_at: str, names: Sequence[str], edges: Sequence[tuple[str, str, str]]
+) -> dict[str, int]:
+    """For a definition with no saga structure: fewest Catch edges on a path from StartAt (0-1
+    BFS); unreachable states share column 0."""
     column = {n: 0 if n == start_at else len(names) for n in names}
     queue: deque[str] = deque([start_at] if start_at in column else [])
     while queue:
@@ -214,8 +231,28 @@ def _columns(start_at: str, names: Sequence[str], edges: Sequence[tuple[str, str
     return {n: (c if c < len(names) else 0) for n, c in column.items()}
 
 
-def _width(name: str) -> int:
-    return max(130, 8 * len(name) + 30)
+def _dense(columns: Mapping[str, int]) -> dict[str, int]:
+    """Renumber the used columns 0, 1, ... (a saga without helpers has no helper column)."""
+    used = {c: i for i, c in enumerate(sorted(set(columns.values())))}
+    return {n: used[c] for n, c in columns.items()}
+
+
+def _order(
+    name: str,
+    rows: Mapping[str, int],
+    columns: Mapping[str, int],
+    names: Sequence[str],
+    structure: SagaStructure | None,
+) -> tuple[int, ...]:
+    """Reading order of the nodes (and of the report's states): top to bottom; in a saga the
+    happy path first, each step followed by its helpers, then the compensation chain, then
+    CompensationFailed."""
+    if structure is None:
+        return (0, 0, 0, rows[name], columns[name], names.index(name))
+    part = structure.column[name]
+    anchor = structure.owner.get(name, name)
+    group = HAPPY if part < CHAIN else part
+    return (group, rows[anchor], int(name != anchor), rows[name], columns[name], names.index(name))
 
 
 def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
@@ -225,8 +262,28 @@ def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
     start_at = str(doc["StartAt"])
     names = list(states)
     raw_edges = [e for name, st in states.items() for e in _edges(name, st) if e[1] in states]
-    rows = _rows(start_at, names, raw_edges)
-    columns = _columns(start_at, names, raw_edges)
+    saga = is_saga_definition(doc)
+    owner: Mapping[str, str] = {}
+    branch: Mapping[tuple[str, str], str] = {}
+    structure: SagaStructure | None = None
+    if saga:
+        structure = saga_structure(start_at, states, raw_edges)
+        owner, branch = structure.owner, structure.branch
+        # a step's first helper sits beside it, in its row
+        flat = frozenset((s, t) for s, t, _ in raw_edges if owner.get(t) == s)
+        rows = _rows(start_at, names, raw_edges, flat)
+        columns = _dense(structure.column)
+    else:
+        rows = _rows(start_at, names, raw_edges)
+        columns = _catch_columns(start_at, names, raw_edges)
+
+    def shape(name: str) -> str:
+        if name not in owner:
+            return "box"
+        return "choice" if states[name].get("Type") == "Choice" else "connector"
+
+    def width(name: str) -> int:
+        return HELPER_SIZE if name in owner else max(130, 8 * len(name) + 30)
 
     cells: dict[tuple[int, int], list[str]] = {}
     for name in names:  # definition order inside a cell
@@ -235,23 +292,24 @@ def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
     n_rows = max(rows.values(), default=-1) + 1
     column_width = [0] * n_columns
     for (col, _), members in cells.items():
-        span = sum(_width(m) for m in members) + NODE_GAP * (len(members) - 1)
+        span = sum(width(m) for m in members) + NODE_GAP * (len(members) - 1)
         column_width[col] = max(column_width[col], span)
     column_x = []
     x = COLUMN_GAP
-    for width in column_width:
+    for cw in column_width:
         column_x.append(x)
-        x += width + COLUMN_GAP
-    total_width, total_height = x, ROW_GAP + n_rows * (NODE_HEIGHT + ROW_GAP)
+        x += cw + COLUMN_GAP
+    total_width, total_height = x, row_top(n_rows)
 
     nodes: dict[str, GraphNode] = {}
     for (col, row), members in cells.items():
-        span = sum(_width(m) for m in members) + NODE_GAP * (len(members) - 1)
+        span = sum(width(m) for m in members) + NODE_GAP * (len(members) - 1)
         left = column_x[col] + (column_width[col] - span) // 2
         for name in members:
             st = states[name]
             kind = _kind(st)
             compensates = _payload(st).get("step") if kind == "compensation" else None
+            height = HELPER_SIZE if name in owner else NODE_HEIGHT
             nodes[name] = GraphNode(
                 name=name,
                 type=str(st.get("Type", "")),
@@ -259,116 +317,27 @@ def parse_definition(definition: str | Mapping[str, Any]) -> StateGraph:
                 compensation=kind == "compensation",
                 compensates=compensates if isinstance(compensates, str) and compensates in states else None,
                 end=bool(st.get("End")) or st.get("Type") in ("Succeed", "Fail"),
+                shape=shape(name),
+                helper_of=owner.get(name),
                 layer=row,
                 column=col,
                 x=left,
-                y=ROW_GAP + row * (NODE_HEIGHT + ROW_GAP),
-                width=_width(name),
-                height=NODE_HEIGHT,
+                y=row_top(row) + (NODE_HEIGHT - height) // 2,  # centred: its sides meet the row's edges
+                width=width(name),
+                height=height,
             )
-            left += _width(name) + NODE_GAP
-    router = _Router(nodes, cells, column_x, column_width)
-    edges = router.route(raw_edges)
-    ordered = tuple(nodes[n] for n in sorted(nodes, key=lambda n: (rows[n], columns[n], names.index(n))))
+            left += width(name) + NODE_GAP
+    routes = Router(nodes, cells, column_x, column_width).route(raw_edges)
+    edges = tuple(
+        GraphEdge(source, target, kind, points, branch.get((source, target)))
+        for (source, target, kind), points in zip(raw_edges, routes, strict=True)
+    )
+    ordered = tuple(nodes[n] for n in sorted(nodes, key=lambda n: _order(n, rows, columns, names, structure)))
     return StateGraph(
         start_at=start_at,
         nodes=ordered,
         edges=edges,
         width=int(total_width),
         height=int(total_height),
-        saga=is_saga_definition(doc),
+        saga=saga,
     )
-
-
-class _Router:
-    """Edge routes through the empty gaps of the grid (see the module docstring)."""
-
-    def __init__(
-        self,
-        nodes: Mapping[str, GraphNode],
-        cells: Mapping[tuple[int, int], list[str]],
-        column_x: Sequence[int],
-        column_width: Sequence[int],
-    ) -> None:
-        self.nodes, self.cells = nodes, cells
-        # gap g lies left of column g (gap len(columns) is right of the last column)
-        self.gap_x = [cx - COLUMN_GAP / 2 for cx in column_x]
-        self.gap_x.append(column_x[-1] + column_width[-1] + COLUMN_GAP / 2 if column_x else 0)
-
-    def _gaps(self, a: GraphNode, b: GraphNode) -> tuple[int, int]:
-        """The column gaps an edge runs along: leave on the side facing the target."""
-        if a.column < b.column:
-            return a.column + 1, b.column
-        if a.column > b.column:
-            return a.column, b.column + 1
-        return a.column, a.column  # same column: around its left side
-
-    def route(self, raw: Sequence[tuple[str, str, str]]) -> tuple[GraphEdge, ...]:
-        plans: list[tuple[str, str, str, tuple[int, int] | None]] = []
-        users: dict[int, list[int]] = {}
-        for index, (source, target, kind) in enumerate(raw):
-            a, b = self.nodes[source], self.nodes[target]
-            gaps = None if b.layer == a.layer + 1 else self._gaps(a, b)
-            plans.append((source, target, kind, gaps))
-            for gap in set(gaps or ()):
-                users.setdefault(gap, []).append(index)
-        lane: dict[tuple[int, int], float] = {}
-        for gap, members in users.items():
-            members.sort(key=lambda i: (self.nodes[raw[i][0]].layer, self.nodes[raw[i][1]].layer))
-            half = (COLUMN_GAP / 2 - LANE) // LANE
-            for k, i in enumerate(members):
-                offset = (k - (len(members) - 1) / 2) * LANE
-                lane[(gap, i)] = max(-half * LANE, min(half * LANE, offset))
-        edges = []
-        for index, (source, target, kind, gaps) in enumerate(plans):
-            a, b = self.nodes[source], self.nodes[target]
-            if gaps is None:
-                points: tuple[Point, ...] = (
-                    (a.x + a.width / 2, a.y + a.height),
-                    (b.x + b.width / 2, b.y),
-                )
-            else:
-                gx1 = self.gap_x[gaps[0]] + lane[(gaps[0], index)]
-                gx2 = self.gap_x[gaps[1]] + lane[(gaps[1], index)]
-                start = self._port(a, gx1, leaving=True)
-                end = self._port(b, gx2, leaving=False)
-                middle: list[Point] = [(gx1, start[-1][1])]
-                if gaps[0] != gaps[1]:  # cross the columns in between along the band above b
-                    band = b.y - ROW_GAP / 2
-                    middle += [(gx1, band), (gx2, band)]
-                middle.append((gx2, end[0][1]))
-                points = (*start, *middle, *end)
-            edges.append(GraphEdge(source, target, kind, _simplify(points)))
-        return tuple(edges)
-
-    def _port(self, node: GraphNode, gap_x: float, *, leaving: bool) -> list[Point]:
-        """From a node's side to ``gap_x`` (or back): straight out when nothing of its cell is in
-        the way, else through the empty band below (leaving) or above (arriving) its row."""
-        members = self.cells[(node.column, node.layer)]
-        towards_right = gap_x > node.x
-        outermost = members[-1] if towards_right else members[0]
-        cy = node.y + node.height / 2
-        if outermost == node.name:
-            side = node.x + node.width if towards_right else node.x
-            path: list[Point] = [(side, cy)]
-        else:
-            cx = node.x + node.width / 2
-            edge_y = node.y + node.height if leaving else node.y
-            band = edge_y + ROW_GAP / 2 if leaving else edge_y - ROW_GAP / 2
-            path = [(cx, edge_y), (cx, band)]
-        return path if leaving else path[::-1]
-
-
-def _simplify(points: Sequence[Point]) -> tuple[Point, ...]:
-    """Drop repeated points and the middle of three collinear ones."""
-    out: list[Point] = []
-    for p in points:
-        if out and p == out[-1]:
-            continue
-        if len(out) >= 2:
-            (x0, y0), (x1, y1) = out[-2], out[-1]
-            if (x0 == x1 == p[0]) or (y0 == y1 == p[1]):
-                out[-1] = p
-                continue
-        out.append(p)
-    return tuple(out)

@@ -66,6 +66,7 @@ EXECUTION_HTML = (
         <li><span class="swatch running"></span>running</li>
         <li><span class="swatch not_reached"></span>not reached</li>
         <li><span class="swatch compensation-mark"></span>compensation step</li>
+        <li><span class="swatch choice-mark"></span>a step's failure: rejected or unknown outcome</li>
       </ul>
       <div id="graph"></div>
       <h3>States</h3>
@@ -111,13 +112,16 @@ tr.clickable { cursor: pointer; } tr.selected { background: #fff7d6; }
 .graph-pane { flex: 0 1 auto; max-width: 50%; min-width: 0; }
 .events-pane { flex: 1 1 0; min-width: 0; }
 #graph svg { background: #fff; border: 1px solid #ddd; max-width: 100%; height: auto; }
-.node rect { stroke: #333; stroke-width: 1; rx: 6; }
-.node.compensation rect { stroke-dasharray: 5 3; stroke-width: 2; }
+.node .shape { stroke: #333; stroke-width: 1; }
+.node.compensation .shape { stroke-dasharray: 5 3; stroke-width: 2; }
 .node text { fill: #fff; font-size: 12px; font-weight: 600; pointer-events: none; }
+.node.helper text { font-size: 14px; }
 .node { cursor: pointer; }
-.node.succeeded rect { fill: var(--succeeded); } .node.failed rect { fill: var(--failed); }
-.node.compensated rect { fill: var(--compensated); } .node.not_reached rect { fill: var(--not_reached); }
-.node.running rect { fill: var(--running); }
+.node.succeeded .shape { fill: var(--succeeded); } .node.failed .shape { fill: var(--failed); }
+.node.compensated .shape { fill: var(--compensated); } .node.not_reached .shape { fill: var(--not_reached); }
+.node.running .shape { fill: var(--running); }
+/* a helper the path did not go through stays in the background */
+.node.helper.not_reached .shape { fill: #e0e0e0; stroke: #9e9e9e; } .node.helper.not_reached text { fill: #757575; }
 .edge { fill: none; stroke: #666; stroke-width: 1.5; } .edge.catch { stroke: #c62828; stroke-dasharray: 4 3; }
 .edge.taken { stroke: #111; stroke-width: 2.5; } .edge.catch.taken { stroke: #8e0000; }
 .legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 10px; margin: 4px 0 8px; }
@@ -126,6 +130,8 @@ tr.clickable { cursor: pointer; } tr.selected { background: #fff7d6; }
 .swatch.compensated { background: var(--compensated); } .swatch.running { background: var(--running); }
 .swatch.not_reached { background: var(--not_reached); }
 .swatch.compensation-mark { border: 2px dashed #333; width: 9px; height: 9px; }
+.swatch.choice-mark { width: 9px; height: 9px; background: #555; transform: rotate(45deg); margin: 0 6px 0 2px; border-radius: 0; }
+#failures li { margin: 0; } #failures { margin: 0; padding-left: 1.2em; }
 pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 14em; overflow: auto; font-size: 12px; }
 #executions th, #executions td + td { white-space: nowrap; }  /* only the name may wrap */
 #events, #states { table-layout: fixed; }
@@ -230,6 +236,19 @@ function edgePath(points) {
   }
   return "M " + points.map(p => p.join(" ")).join(" L ");
 }
+const BRANCH_TITLES = {rejected: "rejected: undo the steps before it",
+                       unknown: "unknown outcome: undo the step itself first"};
+const BRANCH_WORDS = {rejected: "rejected", unknown: "unknown outcome"};
+// a step's helpers are small: its failure Choice a diamond, the pivot's Unresolved Pass a circle
+function nodeShape(node) {
+  const cx = node.x + node.width / 2, cy = node.y + node.height / 2;
+  if (node.shape === "choice") {
+    const points = [[cx, node.y], [node.x + node.width, cy], [cx, node.y + node.height], [node.x, cy]];
+    return svg("polygon", {class: "shape", points: points.map(p => p.join(",")).join(" ")});
+  }
+  if (node.shape === "connector") return svg("circle", {class: "shape", cx, cy, r: node.width / 2});
+  return svg("rect", {class: "shape", x: node.x, y: node.y, width: node.width, height: node.height, rx: 6});
+}
 function drawGraph(graph, outcomes, path, onSelect) {
   const taken = new Set();
   for (let i = 1; i < path.length; i++) taken.add(path[i - 1] + "\u0000" + path[i]);
@@ -248,21 +267,33 @@ function drawGraph(graph, outcomes, path, onSelect) {
   const edges = [...graph.edges].sort((a, b) => Number(isTaken(a)) - Number(isTaken(b)));
   for (const edge of edges) {
     if (!nodes[edge.source] || !nodes[edge.target] || !edge.points.length) continue;
-    root.append(svg("path", {d: edgePath(edge.points), class: "edge " + edge.kind + (isTaken(edge) ? " taken" : ""),
-                             "marker-end": "url(#arrow)", "data-source": edge.source, "data-target": edge.target}));
+    const line = svg("path", {d: edgePath(edge.points), class: "edge " + edge.kind + (isTaken(edge) ? " taken" : ""),
+                              "marker-end": "url(#arrow)", "data-source": edge.source, "data-target": edge.target});
+    if (edge.branch) {
+      line.setAttribute("data-branch", edge.branch);
+      const title = svg("title", {});
+      title.textContent = BRANCH_TITLES[edge.branch] + ` (${edge.source} → ${edge.target})`;
+      line.append(title);
+    }
+    root.append(line);
   }
   for (const node of graph.nodes) {
     const outcome = outcomes[node.name] || "not_reached";
-    const g = svg("g", {class: `node ${outcome}` + (node.compensation ? " compensation" : ""),
+    const helper = node.shape === "choice" || node.shape === "connector";
+    const g = svg("g", {class: `node ${outcome}` + (node.compensation ? " compensation" : "") + (helper ? " helper" : ""),
                         "data-state": node.name, "data-outcome": outcome, "data-type": node.type,
+                        "data-shape": node.shape, "data-helper-of": node.helper_of || "",
                         "data-compensation": String(node.compensation), tabindex: "0"});
-    g.append(svg("rect", {x: node.x, y: node.y, width: node.width, height: node.height, rx: 6}));
+    g.append(nodeShape(node));
     const title = svg("title", {});
     title.textContent = `${node.name} (${node.type}): ${outcome.replace("_", " ")}` +
-                        (node.compensates ? ` — compensates ${node.compensates}` : "");
+                        (node.compensates ? ` — compensates ${node.compensates}` : "") +
+                        (node.shape === "choice" ? ` — how a failure of ${node.helper_of} is undone` : "") +
+                        (node.shape === "connector" ? ` — ${node.helper_of} may have taken effect: repair by hand` : "");
     g.append(title);
-    const text = svg("text", {x: node.x + node.width / 2, y: node.y + node.height / 2 + 4, "text-anchor": "middle"});
-    text.textContent = node.name;
+    // a helper is too small for its name (the tooltip, the path and the states table carry it)
+    const text = svg("text", {x: node.x + node.width / 2, y: node.y + node.height / 2 + (helper ? 5 : 4), "text-anchor": "middle"});
+    text.textContent = node.shape === "choice" ? "?" : node.shape === "connector" ? "!" : node.name;
     g.append(text);
     g.addEventListener("click", () => onSelect(node.name));
     root.append(g);
@@ -305,8 +336,14 @@ async function loadExecution() {
   add("State machine", report.state_machine_arn);
   add("Started", fmt(report.start_date));
   add("Stopped", fmt(report.stop_date));
-  if (report.error || report.cause) add("Error", [report.error, report.cause].filter(Boolean).join(": "));
-  add("Path", el("span", {id: "path"}, report.path.join(" → ")));
+  if (report.failures.length) {
+    // CompensationFailed's cause is JSON naming what failed: show that, not the JSON
+    add("Error", el("span", {id: "failure"}, report.error + ": ",
+        ...report.failures.map((f, i) => el("span", {class: "failed-state", "data-state": f.state, "data-error": f.error || ""},
+                                              (i ? "; " : "") + f.summary))));
+  } else if (report.error || report.cause) add("Error", [report.error, report.cause].filter(Boolean).join(": "));
+  const branch = Object.fromEntries(report.states.filter(s => s.branch).map(s => [s.name, s.branch]));
+  add("Path", el("span", {id: "path"}, report.path.map(n => branch[n] ? `${n} (${BRANCH_WORDS[branch[n]]})` : n).join(" → ")));
   if (report.compensations.length) add("Compensations", el("span", {id: "compensations"}, report.compensations.join(", ")));
   if (report.console_url) add("Console", el("a", {href: report.console_url, target: "_blank", rel: "noopener"}, "open in AWS console"));
 
@@ -316,7 +353,9 @@ async function loadExecution() {
   const states = document.querySelector("#states tbody");
   states.replaceChildren();
   for (const s of report.states) {
-    const comp = s.compensation ? ("compensates " + (s.compensates || "?")) : (s.compensated_by ? "undone by " + s.compensated_by : "");
+    let comp = s.compensation ? ("compensates " + (s.compensates || "?")) : (s.compensated_by ? "undone by " + s.compensated_by : "");
+    // a helper's row says which branch the path took (its name already says whose failure it read)
+    if (s.helper_of) comp = s.branch ? BRANCH_WORDS[s.branch] : "";
     states.append(el("tr", {"data-state": s.name, "data-outcome": s.outcome},
       el("td", {}, s.name), el("td", {}, s.type), el("td", {}, badge(s.outcome)), el("td", {}, comp), el("td", {}, s.error || "")));
   }

@@ -7,14 +7,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
 from saga_outbox.workflows.compiler import saga_outcome
 
+from .failure import SagaFailure, parse_failures
 from .graph import GraphNode, StateGraph, parse_definition
 from .history import EventRow, StateRun, iso, parse_history
 
-__all__ = ["ExecutionReport", "Outcome", "StateReport", "build_report", "outcome_of_saga"]
+__all__ = ["ExecutionReport", "Outcome", "StateReport", "build_report", "format_path", "outcome_of_saga"]
+
+#: how a helper Choice's branch reads in a printed path
+BRANCH_WORDS = {"rejected": "rejected", "unknown": "unknown outcome"}
 
 
 class Outcome(StrEnum):
@@ -41,6 +46,10 @@ class StateReport:
     compensates: str | None
     compensated_by: str | None
     runs: tuple[StateRun, ...]
+    #: the happy-path step a helper (its failure Choice, the pivot's Unresolved) belongs to
+    helper_of: str | None = None
+    #: for a helper Choice the execution went through: "rejected" | "unknown", the branch taken
+    branch: str | None = None
 
     @property
     def last_run(self) -> StateRun | None:
@@ -55,6 +64,8 @@ class StateReport:
             "compensation": self.compensation,
             "compensates": self.compensates,
             "compensated_by": self.compensated_by,
+            "helper_of": self.helper_of,
+            "branch": self.branch,
             "run_count": len(self.runs),
             "entered_at": iso(last.entered_at) if last else None,
             "exited_at": iso(last.exited_at) if last else None,
@@ -85,6 +96,8 @@ class ExecutionReport:
     events: tuple[EventRow, ...]
     graph: StateGraph
     console_url: str | None = None
+    #: what CompensationFailed's cause names (see :mod:`.failure`); empty for any other end
+    failures: tuple[SagaFailure, ...] = ()
 
     def state(self, name: str) -> StateReport:
         for report in self.states:
@@ -109,6 +122,7 @@ class ExecutionReport:
             "output": self.output,
             "error": self.error,
             "cause": self.cause,
+            "failures": [f.to_dict() for f in self.failures],
             "path": list(self.path),
             "compensations": list(self.compensations),
             "outcomes": self.outcomes,
@@ -129,6 +143,25 @@ def _classify(node: GraphNode, runs: Sequence[StateRun], running: bool) -> Outco
         # still open: a failed attempt may yet be retried or caught
         return Outcome.RUNNING if running else Outcome.FAILED
     return Outcome.FAILED if last.failed else Outcome.SUCCEEDED
+
+
+def _branches(graph: StateGraph, path: Sequence[str]) -> dict[str, str]:
+    """The branch each helper Choice on ``path`` took: read off the edge to the state entered
+    next (the compiler labels it, see :mod:`.structure`)."""
+    labels = {(e.source, e.target): e.branch for e in graph.edges if e.branch}
+    taken: dict[str, str] = {}
+    for source, target in pairwise(path):
+        if (label := labels.get((source, target))) is not None:
+            taken[source] = label
+    return taken
+
+
+def format_path(report: ExecutionReport) -> str:
+    """The path as ``executions show`` prints it: every state entered, each helper Choice with
+    the branch it took (``ReserveInventoryFailed (rejected)``)."""
+    branch = {s.name: s.branch for s in report.states if s.branch}
+    shown = [f"{name} ({BRANCH_WORDS[branch[name]]})" if name in branch else name for name in report.path]
+    return " -> ".join(shown) or "(none)"
 
 
 def build_report(
@@ -162,6 +195,7 @@ def build_report(
             outcomes[target] = Outcome.COMPENSATED
 
     path = tuple(r.name for r in runs)
+    branches = _branches(graph, path)
     reports = tuple(
         StateReport(
             name=n.name,
@@ -171,6 +205,8 @@ def build_report(
             compensates=n.compensates,
             compensated_by=compensated_by.get(n.name),
             runs=tuple(by_name.get(n.name, [])),
+            helper_of=n.helper_of,
+            branch=branches.get(n.name),
         )
         for n in graph.nodes
     )
@@ -192,4 +228,5 @@ def build_report(
         events=tuple(rows),
         graph=graph,
         console_url=console_url,
+        failures=parse_failures(execution.get("error"), execution.get("cause")) if graph.saga else (),
     )

@@ -49,6 +49,7 @@ def browser_page(chromium_path: str) -> Iterator[Any]:
 
 RUNS = {
     "compensated": {"fail_shipping": True},
+    "compensation-failed": {"fail_shipping": True, "fail_refund": True},
     "first-step-rejected": {"fail_inventory": True},
     "completed": {},
 }

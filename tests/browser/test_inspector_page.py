@@ -13,12 +13,18 @@ from saga_outbox.inspector import serve_inspector
 
 pytestmark = pytest.mark.browser
 
-EXPECTED = {  # a failed shipment: both earlier steps undone, then the on_compensated hook
+EXPECTED = {  # a rejected shipment: both earlier steps undone, then the on_compensated hook
     "Start": "succeeded",
     "ReserveInventory": "compensated",
+    "ReserveInventoryFailed": "not_reached",
     "ChargePayment": "compensated",
+    "ChargePaymentFailed": "not_reached",
     "CreateShipment": "failed",
+    "CreateShipmentFailed": "succeeded",  # the path went through it: rejected, so not undone itself
+    "CompensateCreateShipment": "not_reached",
     "ConfirmOrder": "not_reached",
+    "ConfirmOrderFailed": "not_reached",
+    "ConfirmOrderUnresolved": "not_reached",
     "MarkCompleted": "not_reached",
     "SagaCompleted": "not_reached",
     "CompensateChargePayment": "succeeded",
@@ -33,6 +39,15 @@ COLOURS = {  # computed fill of each outcome (CSS custom properties in the page)
     "failed": "rgb(198, 40, 40)",
     "compensated": "rgb(239, 108, 0)",
     "not_reached": "rgb(158, 158, 158)",
+}
+HELPER_NOT_REACHED = "rgb(224, 224, 224)"  # a helper the path skipped stays in the background
+SHAPES = {"box": "rect", "choice": "polygon", "connector": "circle"}
+HELPERS = {  # a step's failure Choice, the pivot's Unresolved Pass: small, not boxes
+    "ReserveInventoryFailed": "choice",
+    "ChargePaymentFailed": "choice",
+    "CreateShipmentFailed": "choice",
+    "ConfirmOrderFailed": "choice",
+    "ConfirmOrderUnresolved": "connector",
 }
 
 # Layout facts measured in the page: sideways scroll, tables wider than their pane, text that
@@ -91,13 +106,25 @@ def test_execution_page_shows_failure_compensations_and_fits(
         }
         assert outcomes == EXPECTED
         for name, outcome in EXPECTED.items():
-            fill = page.eval_on_selector(
-                f'#graph g[data-state="{name}"] rect', "r => getComputedStyle(r).fill"
-            )
-            assert fill == COLOURS[outcome], (name, outcome, fill)
+            node = f'#graph g[data-state="{name}"]'
+            shape = page.get_attribute(node, "data-shape")
+            assert shape == HELPERS.get(name, "box"), name
+            helper = name in HELPERS
+            fill = page.eval_on_selector(f"{node} {SHAPES[shape]}.shape", "r => getComputedStyle(r).fill")
+            expected = HELPER_NOT_REACHED if helper and outcome == "not_reached" else COLOURS[outcome]
+            assert fill == expected, (name, outcome, fill)
+        assert page.get_attribute('#graph g[data-state="CreateShipmentFailed"]', "data-helper-of") == (
+            "CreateShipment"
+        )
+        # the branch taken out of the Choice is drawn bold and says which it was
+        taken = page.locator('#graph path.edge.taken[data-source="CreateShipmentFailed"]')
+        assert taken.count() == 1 and taken.get_attribute("data-branch") == "rejected"
+        assert taken.get_attribute("data-target") == "CompensateChargePayment"
+        assert "CreateShipmentFailed (rejected)" in page.locator("#path").inner_text()
         comp_nodes = page.locator('#graph g[data-compensation="true"]')
         assert sorted(comp_nodes.nth(i).get_attribute("data-state") for i in range(comp_nodes.count())) == [
             "CompensateChargePayment",
+            "CompensateCreateShipment",
             "CompensateReserveInventory",
         ]
         assert page.locator("#execution-status").get_attribute("data-status") == "SUCCEEDED"
@@ -155,6 +182,7 @@ def test_index_shows_and_filters_saga_outcomes(
         assert {v for arn, v in seen.items() if arn not in sagas} == {("SUCCEEDED", "")}
         assert sagas == {
             order_sagas["compensated"]: ("SUCCEEDED", "compensated"),
+            order_sagas["compensation-failed"]: ("FAILED", "compensation_failed"),
             order_sagas["first-step-rejected"]: ("SUCCEEDED", "compensated"),
             order_sagas["completed"]: ("SUCCEEDED", "completed"),
         }
@@ -183,3 +211,35 @@ def test_index_shows_and_filters_saga_outcomes(
         assert f"execution not found: {missing}" in page.locator("#error").inner_text()
         with urlopen(server.url + "/static/inspector.js") as response:
             assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+def test_compensation_failed_page_names_the_failed_state(
+    order_sagas: dict[str, Any], browser_page: Any, tmp_path: Path
+) -> None:
+    with serve_inspector(sfn_client=order_sagas["sfn"]) as server:
+        page = browser_page
+        page.goto(server.execution_url(order_sagas["compensation-failed"]))
+        page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        assert page.locator("#saga-outcome").get_attribute("data-outcome") == "compensation_failed"
+        failure = page.locator("#failure")
+        text = failure.inner_text()
+        prefix = "CompensationFailed: CompensateChargePayment failed with Rejected.RefundFailed: "
+        assert text.startswith(prefix)
+        assert text.endswith(": refund failed (simulated)") and "{" not in text  # no raw JSON
+        failed = failure.locator(".failed-state")
+        assert (failed.get_attribute("data-state"), failed.get_attribute("data-error")) == (
+            "CompensateChargePayment",
+            "Rejected.RefundFailed",
+        )
+        outcome = {
+            name: page.get_attribute(f'#graph g[data-state="{name}"]', "data-outcome")
+            for name in ("CompensateChargePayment", "CompensationFailed", "CompensateReserveInventory")
+        }
+        assert outcome == {
+            "CompensateChargePayment": "failed",
+            "CompensationFailed": "failed",
+            "CompensateReserveInventory": "not_reached",
+        }
+        page.screenshot(path=str(tmp_path / "compensation-failed.png"))
+        page.eval_on_selector_all("#events details", "ds => ds.forEach(d => { d.open = true; })")
+        _assert_fits(page)  # with every input/output open, as above

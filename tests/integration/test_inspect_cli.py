@@ -99,7 +99,11 @@ def test_saga_outcomes_come_from_the_compiled_end_states(runs: dict[str, str]) -
     assert done.path[-2:] == ("MarkCompleted", "SagaCompleted") and done.compensations == ()
 
     rejected = inspector.describe_execution(runs["first-step-rejected"])
-    assert rejected.path == ("Start", "ReserveInventory", "CancelOrder", "MarkCompensated", "SagaCompensated")
+    assert rejected.path == (
+        *("Start", "ReserveInventory", "ReserveInventoryFailed"),
+        *("CancelOrder", "MarkCompensated", "SagaCompensated"),
+    )
+    assert rejected.state("ReserveInventoryFailed").branch == "rejected"  # nothing of it to undo
     assert (rejected.status, rejected.saga_outcome) == ("SUCCEEDED", "compensated")
     assert rejected.state("ReserveInventory").outcome is Outcome.FAILED
 
@@ -116,6 +120,9 @@ def test_saga_outcomes_come_from_the_compiled_end_states(runs: dict[str, str]) -
     assert broken.state("ChargePayment").outcome is Outcome.SUCCEEDED  # its undo failed
     assert broken.state("CompensateChargePayment").outcome is Outcome.FAILED
     assert broken.state("CompensateReserveInventory").outcome is Outcome.NOT_REACHED
+    (failure,) = broken.failures  # read off CompensationFailed's JSON cause
+    assert (failure.state, failure.error) == ("CompensateChargePayment", "Rejected.RefundFailed")
+    assert failure.cause is not None and failure.cause.endswith(": refund failed (simulated)")
 
 
 def test_list_shows_and_filters_by_outcome(runs: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,17 +163,32 @@ def test_show_prints_status_outcome_and_path(
         r"^Saga outcome +compensation_failed$", out, re.M
     )
     assert (
-        "Path: Start -> ReserveInventory -> ChargePayment -> CreateShipment -> CompensateChargePayment"
-        " -> CompensationFailed"
+        "Path: Start -> ReserveInventory -> ChargePayment -> CreateShipment"
+        " -> CreateShipmentFailed (rejected) -> CompensateChargePayment -> CompensationFailed"
     ) in out
+    # the failed state, its error and message, not the cause's JSON
+    error = re.search(r"^Error +(.*)$", out, re.M)
+    assert error and re.fullmatch(
+        r"CompensationFailed: CompensateChargePayment failed with Rejected\.RefundFailed: order \S+: refund"
+        r" failed \(simulated\)",
+        error.group(1),
+    ), error
     header = next(line for line in out.splitlines() if line.startswith("STATE"))
     row = next(line for line in out.splitlines() if line.startswith("CompensateChargePayment "))
     assert row.index("failed") == header.index("OUTCOME")
     assert "undoes ChargePayment" in row
 
+    code, out, _ = _run(capsys, "show", runs["compensation-failed"], "--json")
+    (failure,) = json.loads(out)["failures"]
+    assert (failure["state"], failure["error"]) == ("CompensateChargePayment", "Rejected.RefundFailed")
+    assert failure["summary"] == error.group(1).removeprefix("CompensationFailed: ")
+
     code, out, _ = _run(capsys, "show", runs["first-step-rejected"], "--json")
     report = json.loads(out)
     assert (report["status"], report["saga_outcome"]) == ("SUCCEEDED", "compensated")
+    assert report["failures"] == []
+    choice = next(s for s in report["states"] if s["name"] == "ReserveInventoryFailed")
+    assert (choice["helper_of"], choice["branch"]) == ("ReserveInventory", "rejected")
     assert "events" not in report and "graph" not in report  # only with --full
 
 

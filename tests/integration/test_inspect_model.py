@@ -3,6 +3,8 @@ the compiled end states, compensation pairing by Payload, the graph layout, cons
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +12,9 @@ import pytest
 
 import saga_outbox.inspector as inspect_pkg
 from examples.orders.workflows import ORDER_PROJECTION, ORDER_SAGA
+from saga_outbox import Integration, RetryPolicy, Step, Workflow
 from saga_outbox.inspector import (
+    GraphEdge,
     InvalidDefinition,
     Outcome,
     StateGraph,
@@ -20,6 +24,7 @@ from saga_outbox.inspector import (
     is_real_aws_endpoint,
     parse_definition,
 )
+from saga_outbox.inspector.report import format_path
 from saga_outbox.workflows.compiler import compile_definition
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -53,15 +58,36 @@ def _history(definition: dict[str, Any], path: list[str], *, fails: set[str] = f
     return events
 
 
-def _report(path: list[str], status: str, fails: set[str] = frozenset(), definition: Any = SAGA):  # type: ignore[assignment]
-    execution = {"executionArn": EX, "stateMachineArn": SM, "status": status}
+def _report(
+    path: list[str],
+    status: str,
+    fails: set[str] = frozenset(),  # type: ignore[assignment]
+    definition: Any = SAGA,
+    **execution: Any,
+):
+    execution = {"executionArn": EX, "stateMachineArn": SM, "status": status, **execution}
     return build_report(execution, definition, _history(definition, path, fails=fails))
 
 
+def _cause(state: str, error: str, cause: str) -> str:
+    """CompensationFailed's cause as the compiler writes it: States.JsonToString($.failed)."""
+    return json.dumps({state: {"Error": error, "Cause": cause}}, separators=(",", ":"))
+
+
 def test_first_step_rejection_is_compensated_not_completed() -> None:
-    path = ["Start", "ReserveInventory", "CancelOrder", "MarkCompensated", "SagaCompensated"]
+    path = [
+        *("Start", "ReserveInventory", "ReserveInventoryFailed"),
+        *("CancelOrder", "MarkCompensated", "SagaCompensated"),
+    ]
     report = _report(path, "SUCCEEDED", {"ReserveInventory"})
     assert report.status == "SUCCEEDED"
+    choice = report.state("ReserveInventoryFailed")
+    assert (choice.type, choice.helper_of, choice.branch) == ("Choice", "ReserveInventory", "rejected")
+    assert format_path(report) == (
+        "Start -> ReserveInventory -> ReserveInventoryFailed (rejected) -> CancelOrder -> MarkCompensated"
+        " -> SagaCompensated"
+    )
+    assert report.failures == ()
     assert report.saga_outcome == "compensated"
     assert report.compensations == ()  # nothing had taken effect: only the on_compensated hook ran
     assert report.outcomes["ReserveInventory"] == Outcome.FAILED
@@ -71,7 +97,7 @@ def test_first_step_rejection_is_compensated_not_completed() -> None:
 
 def test_full_compensation_pairs_each_undo_with_its_step_by_payload() -> None:
     path = [
-        *("Start", "ReserveInventory", "ChargePayment", "CreateShipment"),
+        *("Start", "ReserveInventory", "ChargePayment", "CreateShipment", "CreateShipmentFailed"),
         *("CompensateChargePayment", "CompensateReserveInventory", "CancelOrder"),
         *("MarkCompensated", "SagaCompensated"),
     ]
@@ -88,14 +114,49 @@ def test_full_compensation_pairs_each_undo_with_its_step_by_payload() -> None:
 
 def test_failed_compensation_is_compensation_failed() -> None:
     path = [
-        *("Start", "ReserveInventory", "ChargePayment", "CreateShipment"),
+        *("Start", "ReserveInventory", "ChargePayment", "CreateShipment", "CreateShipmentFailed"),
         *("CompensateChargePayment", "CompensationFailed"),
     ]
-    report = _report(path, "FAILED", {"CreateShipment", "CompensateChargePayment"})
+    lambda_error = json.dumps({"errorMessage": "refund declined", "errorType": "RefundFailed"})
+    cause = _cause("CompensateChargePayment", "Rejected.RefundFailed", lambda_error)
+    report = _report(
+        path, "FAILED", {"CreateShipment", "CompensateChargePayment"}, error="CompensationFailed", cause=cause
+    )
     assert report.saga_outcome == "compensation_failed"
     assert report.outcomes["ChargePayment"] == Outcome.SUCCEEDED  # its undo failed: not compensated
     assert report.outcomes["CompensateChargePayment"] == Outcome.FAILED
     assert report.outcomes["CompensateReserveInventory"] == Outcome.NOT_REACHED
+    (failure,) = report.failures
+    assert (failure.state, failure.error, failure.cause) == (
+        "CompensateChargePayment",
+        "Rejected.RefundFailed",
+        "refund declined",  # the Lambda error report's message, not its JSON
+    )
+    assert failure.summary == "CompensateChargePayment failed with Rejected.RefundFailed: refund declined"
+    assert report.to_dict()["failures"][0]["summary"] == failure.summary
+    assert report.cause == cause  # the raw cause stays as the service wrote it
+
+
+def test_pivot_with_unknown_outcome_ends_unresolved() -> None:
+    path = [
+        *("Start", "ReserveInventory", "ChargePayment", "CreateShipment", "ConfirmOrder"),
+        *("ConfirmOrderFailed", "ConfirmOrderUnresolved", "CompensationFailed"),
+    ]
+    cause = _cause("ConfirmOrder", "States.Timeout", "Task timed out after 40 seconds")
+    report = _report(path, "FAILED", {"ConfirmOrder"}, error="CompensationFailed", cause=cause)
+    assert report.saga_outcome == "compensation_failed"
+    assert report.state("ConfirmOrderFailed").branch == "unknown"
+    assert report.state("ConfirmOrderUnresolved").helper_of == "ConfirmOrder"
+    assert report.state("ConfirmOrderUnresolved").branch is None  # a Pass decides nothing
+    assert format_path(report).endswith(
+        "ConfirmOrder -> ConfirmOrderFailed (unknown outcome) -> ConfirmOrderUnresolved -> CompensationFailed"
+    )
+    assert [f.summary for f in report.failures] == [
+        "ConfirmOrder failed with States.Timeout: Task timed out after 40 seconds"
+    ]
+    # a cause that is not the compiler's JSON, or another error, names no failed state
+    assert _report(path, "FAILED", error="CompensationFailed", cause="not json").failures == ()
+    assert _report(path, "FAILED", error="States.Runtime", cause=cause).failures == ()
 
 
 def test_completed_running_and_express_outcomes() -> None:
@@ -148,22 +209,112 @@ def _assert_routes_avoid_nodes(graph: StateGraph) -> None:
                 assert not _crosses(segment, box), (edge.source, edge.target, node.name)
 
 
-def test_layout_keeps_every_edge_off_other_nodes() -> None:
-    graph = parse_definition(SAGA)
-    assert graph.saga
-    column = {n.name: n.column for n in graph.nodes}
-    assert {column[n] for n in ("Start", "ReserveInventory", "CreateShipment", "MarkCompleted")} == {0}
-    assert {column[n] for n in ("CompensateChargePayment", "CancelOrder", "MarkCompensated")} == {1}
-    assert column["CompensationFailed"] == 2
+def _assert_no_overlaps(graph: StateGraph) -> None:
     boxes = [(n.x, n.y, n.x + n.width, n.y + n.height) for n in graph.nodes]
     for i, a in enumerate(boxes):  # no two nodes overlap, all inside the drawing
         assert a[0] >= 0 and a[2] <= graph.width and a[3] <= graph.height
         for b in boxes[i + 1 :]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+def _assert_no_shared_runs(graph: StateGraph) -> None:
+    """No two edges that share neither end run along one horizontal line (they would read as one
+    edge joining the wrong states)."""
+    runs = []
+    for edge in graph.edges:
+        for (x1, y1), (x2, y2) in zip(edge.points, edge.points[1:], strict=False):
+            if y1 == y2 and x1 != x2:
+                runs.append((edge, y1, min(x1, x2), max(x1, x2)))
+    for i, (a, ya, a1, a2) in enumerate(runs):
+        for b, yb, b1, b2 in runs[i + 1 :]:
+            if a.source == b.source or a.target == b.target:
+                continue
+            assert not (ya == yb and min(a2, b2) - max(a1, b1) > 0), (a.source, a.target, b.source, b.target)
+
+
+def test_layout_keeps_every_edge_off_other_nodes() -> None:
+    graph = parse_definition(SAGA)
+    assert graph.saga
+    column = {n.name: n.column for n in graph.nodes}
+    assert {column[n] for n in ("Start", "ReserveInventory", "ConfirmOrder", "MarkCompleted")} == {0}
+    helpers = {n.name: n for n in graph.nodes if n.helper_of}
+    assert {name: (h.helper_of, h.shape) for name, h in helpers.items()} == {
+        "ReserveInventoryFailed": ("ReserveInventory", "choice"),
+        "ChargePaymentFailed": ("ChargePayment", "choice"),
+        "CreateShipmentFailed": ("CreateShipment", "choice"),
+        "ConfirmOrderFailed": ("ConfirmOrder", "choice"),
+        "ConfirmOrderUnresolved": ("ConfirmOrder", "connector"),
+    }
+    assert {column[n] for n in helpers} == {1}
+    for name, helper in helpers.items():  # a step's Choice in its own row, the pivot's Pass below it
+        step = graph.node(helper.helper_of)  # type: ignore[arg-type]
+        assert helper.layer == step.layer + (helper.shape == "connector"), name  # type: ignore[union-attr]
+    chain = ("CompensateCreateShipment", "CompensateChargePayment", "CancelOrder", "MarkCompensated")
+    assert {column[n] for n in chain} == {2}
+    assert column["CompensationFailed"] == 3  # reached by one Catch edge or none: not counted
+    _assert_no_overlaps(graph)
     _assert_routes_avoid_nodes(graph)
-    kinds = {(e.source, e.target): e.kind for e in graph.edges}
-    assert kinds[("ReserveInventory", "CancelOrder")] == "catch"
-    assert kinds[("CompensateChargePayment", "CompensationFailed")] == "catch"
+    _assert_no_shared_runs(graph)
+    edges = {(e.source, e.target): e for e in graph.edges}
+    assert edges[("ReserveInventory", "ReserveInventoryFailed")].kind == "catch"
+    assert edges[("ReserveInventoryFailed", "CancelOrder")].branch == "rejected"
+    assert edges[("ReserveInventoryFailed", "CompensateReserveInventory")].branch == "unknown"
+    assert edges[("ConfirmOrderFailed", "ConfirmOrderUnresolved")].branch == "unknown"
+    assert edges[("CompensateChargePayment", "CompensationFailed")].kind == "catch"
+    assert edges[("ConfirmOrderUnresolved", "CompensationFailed")].kind == "next"
+
+
+def test_layout_of_other_saga_shapes_follows_the_compiler() -> None:
+    """A task-token step (its Choice defaults to rejected), a pivot step followed by a step that
+    retries everything, no hooks: the same columns, and still no edge behind a node."""
+    retry_all = RetryPolicy(errors=("States.ALL",), max_attempts=3)
+    workflow = Workflow(
+        name="Approval",
+        steps=[
+            Step(name="Hold", action="hold", compensation="release"),
+            Step(
+                name="Approve",
+                action="approve",
+                compensation="withdraw",
+                integration=Integration.LAMBDA_WAIT_FOR_TASK_TOKEN,
+            ),
+            Step(name="Ship", action="ship"),
+            Step(name="Notify", action="notify", retry=retry_all),
+        ],
+    )
+    graph = parse_definition(compile_definition(workflow, function_arns={workflow.function: FUNCTION}))
+    assert graph.saga
+    column = {n.name: n.column for n in graph.nodes}
+    assert {column[n] for n in ("Start", "Hold", "Approve", "Ship", "Notify", "MarkCompleted")} == {0}
+    assert {n.name: n.helper_of for n in graph.nodes if n.helper_of} == {
+        "HoldFailed": "Hold",
+        "ApproveFailed": "Approve",
+        "ShipFailed": "Ship",
+        "ShipUnresolved": "Ship",
+    }
+    assert {column[n] for n in ("CompensateApprove", "CompensateHold", "MarkCompensated")} == {2}
+    assert column["CompensationFailed"] == 3
+    branches = {(e.source, e.target): e.branch for e in graph.edges if e.branch}
+    assert branches[("ApproveFailed", "CompensateApprove")] == "unknown"
+    assert branches[("ApproveFailed", "CompensateHold")] == "rejected"
+    assert branches[("HoldFailed", "MarkCompensated")] == "rejected"  # nothing before it to undo
+    _assert_no_overlaps(graph)
+    _assert_routes_avoid_nodes(graph)
+    _assert_no_shared_runs(graph)
+
+
+def test_the_edge_check_catches_an_edge_through_a_node() -> None:
+    """The route check above is no formality: a straight line from Start to CompensationFailed
+    runs behind the happy path, and it says so."""
+    graph = parse_definition(SAGA)
+    start, failed = graph.node("Start"), graph.node("CompensationFailed")
+    assert start is not None and failed is not None
+    shortcut = GraphEdge(
+        "Start", "CompensationFailed", "next", ((start.x + 10, start.y + 20), (start.x + 10, failed.y))
+    )
+    broken = dataclasses.replace(graph, edges=(*graph.edges, shortcut))
+    with pytest.raises(AssertionError):
+        _assert_routes_avoid_nodes(broken)
 
 
 def test_layout_of_loops_and_shared_rows_avoids_nodes() -> None:
