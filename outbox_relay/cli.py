@@ -161,10 +161,14 @@ def _cmd_purge(args: argparse.Namespace) -> int:
             older_than=timedelta(hours=args.older_than_hours),
             batch_size=args.batch_size,
             archive=args.archive,
+            keep_event_ids_for=timedelta(days=args.keep_event_ids_days),
         )
     finally:
         engine.dispose()
-    print(f"{n} published row(s) {'archived' if args.archive else 'deleted'}")
+    print(
+        f"{n} published row(s) {'archived' if args.archive else 'purged'}; their event ids are kept "
+        f"{args.keep_event_ids_days:g} day(s) after publication so a retried enqueue stays a no-op"
+    )
     return 0
 
 
@@ -266,11 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event-id", action="append", help="an event id (repeatable)")
     p.add_argument("--all", action="store_true", help="every dead event")
     p.set_defaults(func=_cmd_retry_dead)
-    p = osub.add_parser("purge", help="delete or archive published rows (retention)")
+    p = osub.add_parser("purge", help="remove (or archive) published payloads; forget event ids later")
     _add_db(p)
     p.add_argument("--older-than-hours", type=float, default=24.0)
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--archive", action="store_true", help="move to outbox_archive instead of deleting")
+    p.add_argument("--archive", action="store_true", help="copy to outbox_archive before purging")
+    p.add_argument(
+        "--keep-event-ids-days",
+        type=float,
+        default=7.0,
+        help="keep each event id (without payload) this long after publication, so a retried "
+        "enqueue of the same id publishes nothing (0: forget at once)",
+    )
     p.set_defaults(func=_cmd_purge)
 
     for ep in sorted(entry_points(group="saga_outbox.commands"), key=lambda e: e.name):

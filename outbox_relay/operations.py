@@ -93,6 +93,14 @@ def retry_dead(
         raise translate(exc, schema=s) from exc
 
 
+#: how long purge_published keeps a published event's id (without its payload) by default, so
+#: a producer retrying a command after retention still finds the id and publishes nothing
+DEFAULT_KEEP_EVENT_IDS = timedelta(days=7)
+#: the payload of a purged row: enqueue never writes it (payloads are JSON objects), so it marks
+#: a row that only keeps its event id
+PURGED_PAYLOAD = "null"
+
+
 def purge_published(
     engine: sa.Engine,
     *,
@@ -102,24 +110,62 @@ def purge_published(
     archive: bool = False,
     pause_seconds: float = 0.0,
     max_batches: int | None = None,
+    keep_event_ids_for: timedelta = DEFAULT_KEEP_EVENT_IDS,
 ) -> int:
-    """Delete (or move to ``outbox_archive``) published rows older than ``older_than``.
+    """Remove the payloads of published rows older than ``older_than`` (copying the full rows to
+    ``outbox_archive`` first when ``archive``), and delete the rows once they are older than
+    ``keep_event_ids_for`` as well; returns the number of rows purged (payloads removed).
+
+    Until a row is deleted its event id stays in the unique index, so enqueuing the same event
+    id again (a producer retrying after retention) is still a no-op rather than a second
+    publication. ``keep_event_ids_for=timedelta(0)`` deletes at once, forgetting the id.
 
     Works in short transactions of ``batch_size`` rows with SKIP LOCKED, so it never holds long
-    locks nor waits on a relay; returns the number of rows removed.
+    locks nor waits on a relay.
     """
     s = check_schema(schema)
-    pick = (
-        f"SELECT id FROM \"{s}\".outbox WHERE state = 'published' AND published_at < "
-        f"now() - make_interval(secs => %(age)s) ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED"
+
+    def pick(extra: str) -> str:
+        return (
+            f"SELECT id FROM \"{s}\".outbox WHERE state = 'published' AND published_at < "
+            f"now() - make_interval(secs => %(age)s){extra} ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED"
+        )
+
+    fresh = f" AND payload <> '{PURGED_PAYLOAD}'::jsonb"
+    strip = (
+        f"UPDATE \"{s}\".outbox SET payload = '{PURGED_PAYLOAD}'::jsonb, headers = '{{}}'::jsonb "
+        f"WHERE id IN ({pick(fresh)})"
     )
-    delete = f'DELETE FROM "{s}".outbox WHERE id IN ({pick}) RETURNING *'
-    sql = (
-        f'WITH moved AS ({delete}) INSERT INTO "{s}".outbox_archive SELECT * FROM moved'
-        if archive
-        else delete
+    if archive:
+        strip = (
+            f'WITH moved AS (INSERT INTO "{s}".outbox_archive SELECT * FROM "{s}".outbox '
+            f"WHERE id IN ({pick(fresh)}) RETURNING id) "
+            f"UPDATE \"{s}\".outbox SET payload = '{PURGED_PAYLOAD}'::jsonb, headers = '{{}}'::jsonb "
+            "WHERE id IN (SELECT id FROM moved)"
+        )
+    # rows past both ages: stripped (and archived) above, in this run or an earlier one
+    forget = f'DELETE FROM "{s}".outbox WHERE id IN ({pick(f" AND payload = {PURGED_PAYLOAD!r}::jsonb")})'
+    age = older_than.total_seconds()
+    total = _in_batches(engine, s, strip, {"age": age, "n": batch_size}, pause_seconds, max_batches)
+    _in_batches(
+        engine,
+        s,
+        forget,
+        {"age": max(age, keep_event_ids_for.total_seconds()), "n": batch_size},
+        pause_seconds,
+        max_batches,
     )
-    params = {"age": older_than.total_seconds(), "n": batch_size}
+    return total
+
+
+def _in_batches(
+    engine: sa.Engine,
+    schema: str,
+    sql: str,
+    params: dict[str, Any],
+    pause_seconds: float,
+    max_batches: int | None,
+) -> int:
     total = 0
     batches = 0
     while max_batches is None or batches < max_batches:
@@ -127,10 +173,10 @@ def purge_published(
             with engine.begin() as conn:
                 n = conn.exec_driver_sql(sql, params).rowcount
         except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc, schema=s) from exc
+            raise translate(exc, schema=schema) from exc
         total += n
         batches += 1
-        if n < batch_size:
+        if n < params["n"]:
             break
         if pause_seconds:
             time.sleep(pause_seconds)

@@ -45,9 +45,12 @@ _SQL = (
     " RETURNING id"
 )
 # Only when the event id was already there: is it the same event (a retry) or another one?
+# A row purged by retention keeps only its id (payload 'null', which enqueue never writes): it
+# cannot be compared, and its event was published, so a re-enqueue is the retry it was kept for.
 _SAME_EVENT = (
-    "SELECT aggregate_type = %(aggregate_type)s AND aggregate_key = %(aggregate_key)s"
-    " AND event_type = %(event_type)s AND payload = %(payload)s::jsonb AND headers = %(headers)s::jsonb"
+    "SELECT payload = 'null'::jsonb OR (aggregate_type = %(aggregate_type)s"
+    " AND aggregate_key = %(aggregate_key)s AND event_type = %(event_type)s"
+    " AND payload = %(payload)s::jsonb AND headers = %(headers)s::jsonb)"
     ' FROM "{schema}".outbox WHERE event_id = %(event_id)s'
 )
 

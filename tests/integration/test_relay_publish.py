@@ -410,7 +410,15 @@ def test_retention_deletes_or_archives_old_published_rows(engine, outbox, sqs, q
             "WHERE aggregate_key IN ('0','1','2','3')"
         )
     assert (
-        purge_published(engine, schema=outbox, older_than=timedelta(days=1), batch_size=3, archive=True) == 4
+        purge_published(
+            engine,
+            schema=outbox,
+            older_than=timedelta(days=1),
+            batch_size=3,
+            archive=True,
+            keep_event_ids_for=timedelta(0),  # forget the ids at once: the rows go
+        )
+        == 4
     )
     with engine.connect() as c:
         assert c.exec_driver_sql(f'SELECT count(*) FROM "{outbox}".outbox').scalar() == 3
@@ -432,3 +440,41 @@ def test_relay_thread_stops_cleanly(engine, outbox, sqs, queue_url):
     assert not handle.alive
     assert relay.pending_count() == 0
     assert threading.active_count() < 50
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_an_event_id_stays_deduplicated_after_retention(engine, outbox, sqs, queue_url, archive):
+    """Publish, purge, enqueue the same event id again: it must not be published twice while
+    the purge's keep_event_ids_for horizon lasts; after it, the id is forgotten."""
+    from outbox_relay import purge_published
+
+    eid = uuid.uuid4()
+    event = {"aggregate_type": "order", "aggregate_key": "1", "event_type": "E", "payload": {"n": 1}}
+    with engine.begin() as conn:
+        enqueue(conn, event_id=eid, schema=outbox, **event)
+    relay = _relay(engine, outbox, sqs, queue_url)
+    assert relay.drain(max_seconds=5).published == 1
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE \"{outbox}\".outbox SET published_at = now() - interval '2 days'")
+    removed = purge_published(
+        engine,
+        schema=outbox,
+        older_than=timedelta(days=1),
+        archive=archive,
+        keep_event_ids_for=timedelta(days=7),
+    )
+    assert removed == 1
+    with engine.begin() as conn:  # the producer retries its command after retention ran
+        assert enqueue(conn, event_id=eid, schema=outbox, **event) == eid
+    assert relay.drain(max_seconds=5).published == 0, "the event was published twice"
+    with engine.connect() as c:
+        payload = c.exec_driver_sql(f'SELECT payload FROM "{outbox}".outbox').scalar_one()
+        assert payload is None  # the payload is gone, the event id is kept
+        archived = c.exec_driver_sql(f'SELECT payload FROM "{outbox}".outbox_archive').scalars().all()
+    assert archived == ([{"n": 1}] if archive else [])
+    # past the horizon the id is forgotten
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE \"{outbox}\".outbox SET published_at = now() - interval '8 days'")
+    purge_published(engine, schema=outbox, older_than=timedelta(days=1), keep_event_ids_for=timedelta(days=7))
+    with engine.connect() as c:
+        assert c.exec_driver_sql(f'SELECT count(*) FROM "{outbox}".outbox').scalar_one() == 0
