@@ -18,7 +18,7 @@ from typing import Any
 from .common import make_ctx
 from .report import summarize, table
 
-BENCHMARKS = ["raw_sql", "naive", "relay_null", "e2e_sqs", "latency", "memory", "dispatcher"]
+BENCHMARKS = ["raw_sql", "naive", "relay_null", "e2e_sqs", "latency", "memory", "dispatcher", "local_runtime"]
 RESULTS = Path(__file__).parent / "results"
 
 

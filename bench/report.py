@@ -26,6 +26,11 @@ TARGETS = [
     Target("e2e_msgs_per_s_normal", "e2e msgs/s, FIFO normal mode", ">=", 2900),
     Target("latency_p99_ms_notify", "commit→ack p99 ms, LISTEN/NOTIFY", "<=", 50, "ms"),
     Target("rss_growth_ratio", "relay RSS 1M / 100K events", "<=", 1.10, "x"),
+    # issue 12: 200 orders in 45 s (start-up included, as `make demo` feels it)
+    Target("local_demo_orders_per_s", "local demo orders/s (incl. start-up)", ">=", round(200 / 45, 2)),
+    Target("local_run_seconds", "local run: 1 event after start-up, s", "<=", 3.0, "s"),
+    # the worst handler; 2x = a handler may cost as much again as boto3 + Powertools alone
+    Target("handler_import_vs_baseline", "handler import / boto3+Powertools", "<=", 2.0, "x"),
 ]
 
 
@@ -79,6 +84,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     )
     mem = _get(raw, "memory")
     values["rss_growth_ratio"] = (mem["rss_growth_ratio"] if mem else None, {"memory": mem})
+    values.update(_local_values(raw))
     out: dict[str, Any] = {}
     for t in TARGETS:
         value, detail = values[t.key]
@@ -88,6 +94,21 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     if disp:
         out["dispatcher_start_execution_per_s"] = {"value": disp.get("start_execution_per_s"), **disp}
     return out
+
+
+def _local_values(raw: dict[str, Any]) -> dict[str, tuple[float | None, dict[str, Any]]]:
+    """bench.local_runtime's headline figures, each with its absolute figures and core count."""
+    local = _get(raw, "local_runtime") or {}
+    cores = {"cpu_count": local.get("cpu_count")}
+    demo, run, imports = local.get("demo"), local.get("local_run"), local.get("imports")
+    return {
+        "local_demo_orders_per_s": (demo["orders_per_s"] if demo else None, {"demo": demo, **cores}),
+        "local_run_seconds": (run["first_run_seconds"] if run else None, {"local_run": run, **cores}),
+        "handler_import_vs_baseline": (
+            imports["worst_vs_baseline"] if imports else None,
+            {"imports": imports, **cores},
+        ),
+    }
 
 
 def table(result: dict[str, Any]) -> str:
@@ -112,6 +133,9 @@ def table(result: dict[str, Any]) -> str:
         ("RSS MiB after 100K / 1M", _mem(raw)),
         ("dispatcher StartExecution/s (quota)", _get(raw, "dispatcher", "start_execution_per_s")),
         ("dispatcher StartExecution/s (no quota)", _get(raw, "dispatcher", "unthrottled_per_s")),
+        ("local demo: orders / seconds", _demo(raw)),
+        ("local run: start-up / median run s", _local_run(raw)),
+        ("import s: baseline / dispatcher / steps / relay", _imports(raw)),
     ]
     measured = [
         (label, "n/a" if value is None else (value if isinstance(value, str) else f"{value:,.0f}"))
@@ -137,3 +161,21 @@ def _mem(raw: dict[str, Any]) -> str | None:
     if not d:
         return None
     return f"{d['rss_small_bytes'] / 2**20:.0f} / {d['rss_large_bytes'] / 2**20:.0f}"
+
+
+def _demo(raw: dict[str, Any]) -> str | None:
+    d = _get(raw, "local_runtime", "demo")
+    return f"{d['orders']} / {d['demo_seconds']:.1f}" if d else None
+
+
+def _local_run(raw: dict[str, Any]) -> str | None:
+    d = _get(raw, "local_runtime", "local_run")
+    return f"{d['startup_seconds']:.1f} / {d['median_run_seconds']:.2f}" if d else None
+
+
+def _imports(raw: dict[str, Any]) -> str | None:
+    d = _get(raw, "local_runtime", "imports")
+    if not d:
+        return None
+    names = ("baseline_boto3_powertools", "dispatcher", "steps", "relay")
+    return " / ".join(f"{d[n]['median_s']:.2f}" for n in names)

@@ -29,14 +29,16 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .config import RuntimeConfig
-
+# Imported where used, not here: a handler module imports this one, and a cold start should
+# not pay for SQLAlchemy (the dispatcher opens no database), pydantic (only the environment's
+# validation in RuntimeConfig.from_env uses it) or the exceptions' workflow definitions before
+# the first invocation needs them.
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from saga_outbox._app import SagaApp
-from .exceptions import ConfigurationError
+
+    from .config import RuntimeConfig
 
 __all__ = ["LazyHandler", "Runtime", "configure", "get_runtime", "reset"]
 
@@ -124,6 +126,8 @@ class Runtime:
             return self._engine
 
     def _create_engine(self) -> sa.Engine:
+        import sqlalchemy as sa
+
         cfg = self.config
         cfg.require("database")
         # A Lambda handles one request at a time: a tiny pool, checked before use.
@@ -140,6 +144,11 @@ class Runtime:
         return self._create_iam_engine(options)
 
     def _create_iam_engine(self, options: dict[str, Any]) -> sa.Engine:
+        import sqlalchemy as sa
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from .exceptions import ConfigurationError
+
         cfg = self.config
         assert cfg.database_proxy_endpoint and cfg.database_name and cfg.database_secret_arn
         host, _, port_text = cfg.database_proxy_endpoint.partition(":")
@@ -203,7 +212,11 @@ def configure(config: RuntimeConfig | None = None, **clients: Any) -> Runtime:
     ``sqs_client``, ``dynamodb_client``, ``boto3_session``, ...). ``config`` defaults to the
     environment. Replaces (and closes) a previous runtime."""
     global _current
-    runtime = Runtime(config if config is not None else RuntimeConfig.from_env(), **clients)
+    if config is None:
+        from .config import RuntimeConfig
+
+        config = RuntimeConfig.from_env()
+    runtime = Runtime(config, **clients)
     with _current_lock:
         previous, _current = _current, runtime
     if previous is not None:
@@ -216,6 +229,8 @@ def get_runtime() -> Runtime:
     global _current
     with _current_lock:
         if _current is None:
+            from .config import RuntimeConfig
+
             _current = Runtime(RuntimeConfig.from_env())
         return _current
 

@@ -1,6 +1,7 @@
 """Route moto's Lambda ``Invoke`` to Python handlers in this process (no Docker).
 
-This is the ONE hook into moto's Lambda backend. moto answers ``Invoke`` through
+This is the ONE module that hooks into moto (everything it patches is installed and restored
+together by :func:`lambda_bridge`). moto answers ``Invoke`` through
 ``LambdaBackend.invoke`` (Docker) or ``LambdaSimpleBackend.invoke`` (``use_docker: False``,
 canned answers). Inside :func:`lambda_bridge` both are wrapped: when the invoked function's
 name has a handler registered with :func:`bridge_lambda`, the handler runs in-process with
@@ -18,6 +19,18 @@ Behaviour mirrors the real service where it matters for Step Functions:
 * a result that is not JSON-serializable fails with ``Runtime.MarshalError``;
 * ``InvocationType=Event`` runs the handler synchronously and discards its result and errors;
   ``DryRun`` does not run it.
+
+Two more hooks only remove repeated work from moto's Step Functions interpreter, without
+changing what it does (measured in docs/performance.md, "Local runtime and cold start"):
+
+* ``AmazonStateLanguageParser.parse``: moto lexes and parses the whole ASL definition with
+  ANTLR on every ``StartExecution`` (~0.6 s of CPU for the example's 10 KB saga, then ~0.1 s
+  to build the evaluation components from the tree: the largest share of a local run). The
+  parse tree is kept per definition, and so is the program built from it when the definition
+  has no Map or Parallel state (moto evaluates the other components against a per-execution
+  ``Environment`` and keeps no state on them); Map/Parallel programs are rebuilt per run.
+* the boto3 client a ``lambda:invoke`` Task builds for every call (``boto_client_for``, ~10 ms
+  each, the same arguments every time) is kept per region; boto3 clients are thread-safe.
 
 Usage::
 
@@ -47,7 +60,9 @@ _PATCHED = "invoke"  # the moto method wrapped on LambdaBackend and LambdaSimple
 _lock = threading.RLock()
 _handlers: dict[str, Handler] = {}
 _active = 0
-_originals: list[tuple[type, Callable[..., Any]]] = []
+_originals: list[tuple[Any, str, Any]] = []  # (owner, attribute, original value)
+#: ASL definitions whose parse tree is kept; a local app has a handful of workflows
+_TREE_CACHE_SIZE = 64
 
 
 @dataclass
@@ -120,17 +135,126 @@ def lambda_bridge(handlers: Mapping[str, Handler] | None = None) -> Iterator[Non
 def _install() -> None:
     from moto.awslambda.models import LambdaBackend
     from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
     for cls in (LambdaBackend, LambdaSimpleBackend):
-        original = cls.__dict__[_PATCHED]
-        _originals.append((cls, original))
-        setattr(cls, _PATCHED, _bridged(original))
+        _patch(cls, _PATCHED, _bridged(cls.__dict__[_PATCHED]))
+    _patch(AmazonStateLanguageParser, "parse", staticmethod(_cached_parse()))
+    _patch(lambda_eval_utils, "boto_client_for", _cached_clients(lambda_eval_utils.boto_client_for))
+
+
+def _patch(owner: Any, attribute: str, value: Any) -> None:
+    _originals.append((owner, attribute, owner.__dict__[attribute]))
+    setattr(owner, attribute, value)
 
 
 def _uninstall() -> None:
     while _originals:
-        cls, original = _originals.pop()
-        setattr(cls, _PATCHED, original)
+        owner, attribute, original = _originals.pop()
+        setattr(owner, attribute, original)
+
+
+def _cached_parse() -> Callable[[str], Any]:
+    """``AmazonStateLanguageParser.parse`` with the ANTLR parse tree cached per definition.
+
+    Mirrors moto's own ``parse``: syntax errors raise ``ASLParserException`` (and are not
+    cached: ``lru_cache`` keeps results only), then a fresh ``Preprocessor`` builds the
+    evaluation components from the tree."""
+    from antlr4 import CommonTokenStream, InputStream
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import ASLParserException, SyntaxErrorListener
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    @functools.lru_cache(maxsize=_TREE_CACHE_SIZE)
+    def tree_of(definition: str) -> Any:
+        listener = SyntaxErrorListener()
+        parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
+        parser.removeErrorListeners()
+        parser.addErrorListener(listener)
+        tree = parser.state_machine()
+        if listener.errors:
+            raise ASLParserException(errors=listener.errors)
+        return tree
+
+    @functools.lru_cache(maxsize=_TREE_CACHE_SIZE)
+    def shared_program(definition: str) -> Any:
+        program = Preprocessor().visit(tree_of(definition))
+        _assign_heap_keys(program)
+        return program
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = tree_of(definition)
+        if _stateless_states(definition):
+            return shared_program(definition), tree
+        return Preprocessor().visit(tree), tree
+
+    return parse
+
+
+#: state types whose evaluation components keep per-run state on themselves (worker pools,
+#: map-run records): their programs are rebuilt for every execution
+_STATEFUL_STATE_TYPES = frozenset({"Map", "Parallel"})
+
+
+def _stateless_states(definition: str) -> bool:
+    """True if no state of the definition is a Map or Parallel state. moto's other components
+    are an immutable tree evaluated against a per-execution ``Environment`` (stack, heap,
+    context object), so executions can share one program."""
+    try:
+        states = json.loads(definition).get("States", {})
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return isinstance(states, dict) and all(
+        isinstance(s, dict) and s.get("Type") not in _STATEFUL_STATE_TYPES for s in states.values()
+    )
+
+
+def _assign_heap_keys(program: Any) -> None:
+    """Give every component its heap key before the program is shared. ``EvalComponent``
+    draws the key lazily on first use; two executions racing on that first use could each
+    see a different key (the retry attempt counter lives under it)."""
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    todo: list[Any] = [program]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, EvalComponent):
+            _ = obj.heap_key
+        if isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            todo.extend(obj)
+        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("moto.stepfunctions"):
+            todo.extend(vars(obj).values())
+
+
+def _cached_clients(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``boto_client_for`` keeping one client per (region, service). moto 5.2 builds every
+    client with the same fixed keys and config, so ``state_credentials`` changes nothing."""
+    clients: dict[tuple[str, str], Any] = {}
+    _client_lock = threading.Lock()
+
+    @functools.wraps(original)
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service)
+        client = clients.get(key)
+        if client is None:
+            # created under the lock: the first burst of executions would otherwise each build
+            # its own client at once (the stampede the cache is there to avoid)
+            with _client_lock:
+                client = clients.get(key)
+                if client is None:
+                    client = original(region=region, service=service, state_credentials=state_credentials)
+                    clients[key] = client
+        return client
+
+    return boto_client_for
 
 
 def _bridged(original: Callable[..., Any]) -> Callable[..., Any]:
