@@ -47,6 +47,9 @@ class ChaosReport:
     late_resends_received: int
     #: None when not checked (no scenario, or the scenario does not check it)
     effects_left_behind: int | None = None
+    #: outbox rows dead at the end: with request-level failures (outages, credentials,
+    #: throttling) spending no attempt, none may die in a run whose entries fail only at random
+    dead_rows: int = 0
     lost_detail: dict[str, int] = field(default_factory=dict)
     duplicate_side_effect_detail: dict[str, int] = field(default_factory=dict)
     effects_left_behind_detail: dict[str, int] = field(default_factory=dict)
@@ -68,6 +71,7 @@ class ChaosReport:
             self.lost == 0
             and not self.duplicate_side_effects
             and not self.effects_left_behind
+            and self.dead_rows == 0
             and self.order_violations == 0
             and self.sagas_unfinished == 0
             and self.compensation_order_violations == 0
@@ -137,6 +141,7 @@ def check_run(
     never_received = [r[0] for r in rows if r[0] not in received]
     events = sum(1 for r in rows if r[2] == plain_event_type)
     unpublished = sum(1 for r in rows if r[3] in ("pending", "dead"))
+    dead = [r[0] for r in rows if r[3] == "dead"]
 
     violations, redeliveries, order_examples = order_violations(
         [(r.group_id, r.event_id) for r in history.receipts], rank
@@ -199,6 +204,7 @@ def check_run(
         lost=lost,
         duplicate_side_effects=sum(domain.duplicate_side_effects.values()) if domain else None,
         effects_left_behind=sum(left_behind.values()) if "effects_left_behind" not in skipped else None,
+        dead_rows=len(dead),
         order_violations=violations,
         sagas_unfinished=max(figures.unfinished, domain.unfinished if domain else 0),
         compensation_order_violations=figures.compensation_order_violations,
@@ -216,6 +222,7 @@ def check_run(
             "lost": [*never_received[:5], *not_started[:5]],
             "order": order_examples,
             "compensation": figures.examples,
+            "dead": dead[:5],
         },
         checks_skipped=skipped,
         sagas_checked=sorted(figures.names),

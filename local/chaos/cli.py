@@ -46,6 +46,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dispatcher-crash-rate", type=float, default=0.02, help="poller dies mid-batch")
     p.add_argument("--late-resend-rate", type=float, default=0.002, help="events re-sent after 5 min")
     p.add_argument("--db-kill-interval", type=float, default=3.0, help="seconds between connection drops")
+    p.add_argument("--step-exhausted-rate", type=float, default=0.02, help="step ran, every retry failed")
+    p.add_argument(
+        "--step-idempotency-down-rate", type=float, default=0.02, help="step ran, idempotency store down"
+    )
+    p.add_argument("--sqs-outages", type=int, default=2, help="SQS outages (refused / ExpiredToken)")
+    p.add_argument("--sqs-outage-seconds", type=float, default=30.0, help="length of each SQS outage")
+    p.add_argument("--stalls", type=int, default=6, help="relays SIGSTOPped past their lease")
+    p.add_argument(
+        "--table-lock-interval", type=float, default=15.0, help="seconds between outbox locks (0: none)"
+    )
+    p.add_argument(
+        "--foreign-transaction-seconds",
+        type=float,
+        default=30.0,
+        help="write transaction held open in another database (0: none)",
+    )
     p.add_argument("--timeout", type=float, default=3_600.0, help="give up producing after this")
     p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     p.add_argument("--log-dir", help="keep the relay processes' logs here")
@@ -73,6 +89,13 @@ def _chaos(args: argparse.Namespace) -> int:
             dispatcher_crash_rate=args.dispatcher_crash_rate,
             late_resend_rate=args.late_resend_rate,
             db_kill_interval_seconds=args.db_kill_interval,
+            step_exhausted_rate=args.step_exhausted_rate,
+            step_idempotency_down_rate=args.step_idempotency_down_rate,
+            sqs_outages=args.sqs_outages,
+            sqs_outage_seconds=args.sqs_outage_seconds,
+            stalls=args.stalls,
+            table_lock_interval_seconds=args.table_lock_interval,
+            foreign_transaction_seconds=args.foreign_transaction_seconds,
             timeout_seconds=args.timeout,
             database_url=args.database_url,
             log_dir=args.log_dir,
@@ -105,6 +128,7 @@ def format_table(report: Any) -> str:
         ("LOST", r.lost),
         ("DUPLICATE SIDE EFFECTS", _checked(r.duplicate_side_effects)),
         ("EFFECTS LEFT BEHIND", _checked(r.effects_left_behind)),
+        ("DEAD ROWS", r.dead_rows),
         ("ORDER VIOLATIONS", r.order_violations),
         ("SAGAS UNFINISHED", r.sagas_unfinished),
         ("COMPENSATION ORDER VIOLATIONS", r.compensation_order_violations),
@@ -122,7 +146,7 @@ def format_table(report: Any) -> str:
         "OK: nothing lost, no duplicate side effect, order kept, every saga finished"
         if r.ok
         else f"INVARIANT BROKEN: lost={r.lost_detail} duplicates={r.duplicate_side_effect_detail} "
-        f"left behind={r.effects_left_behind_detail} examples={r.examples}"
+        f"left behind={r.effects_left_behind_detail} dead rows={r.dead_rows} examples={r.examples}"
     )
     if r.ok and r.scenario is None:
         verdict = (

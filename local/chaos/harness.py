@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,8 +27,10 @@ from saga_outbox._discovery import load_app
 from saga_outbox._errors import AppError
 
 from .checker import ChaosReport, check_run
+from .disruptions import Disruptions
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
+from .options import ChaosOptions
 from .relays import Periodic, Relays
 from .scenario import ChaosScenario, GenericSagas, ScenarioFactory, check_scenario, load_scenario
 
@@ -43,63 +44,6 @@ PLAIN_EVENT_TYPE = "SagaOutboxChaosProbe"
 PLAIN_AGGREGATE = "saga_outbox_chaos"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChaosOptions:
-    events: int = 100_000
-    sagas: int = 1_000
-    seed: int = 1
-    relays: int = 3
-    kills: int = 20
-    entry_failure_rate: float = 0.05
-    throttle_rate: float = 0.05
-    step_failure_rate: float = 0.05
-    step_lost_response_rate: float = 0.03
-    step_timeout_rate: float = 0.02
-    step_duplicate_rate: float = 0.05
-    duplicate_delivery_rate: float = 0.05
-    dispatcher_crash_rate: float = 0.02
-    late_resend_rate: float = 0.002
-    db_kill_interval_seconds: float = 3.0
-    aggregates: int | None = None  #: default: events // 100 (at least 1)
-    lease_seconds: float = 3.0
-    event_sources: int = 2
-    max_backlog: int = 300  #: plain events enqueued but not yet consumed
-    #: sagas started but not finished, at most: moto runs every execution on its own thread in
-    #: this process, and hundreds at once starve each other past their task timeouts
-    max_sagas_in_flight: int = 40
-    database_url: str | None = None
-    relay_mode: str = "correct"  #: or a broken relay (checker tests): mark_before_send, drop_failed
-    crash_after_mark_rate: float = 0.0
-    timeout_seconds: float = 3_600.0
-    settle_timeout_seconds: float = 300.0
-    log_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.events < 0 or self.sagas < 0 or self.events + self.sagas == 0:
-            raise ValueError("--events and --sagas must be >= 0, and not both 0")
-        if self.relays < 1:
-            raise ValueError("--relays must be at least 1")
-        if self.kills < 0:
-            raise ValueError("--kills must be >= 0")
-        for name in (
-            "entry_failure_rate",
-            "throttle_rate",
-            "step_failure_rate",
-            "step_lost_response_rate",
-            "step_timeout_rate",
-            "step_duplicate_rate",
-            "duplicate_delivery_rate",
-            "dispatcher_crash_rate",
-            "late_resend_rate",
-            "crash_after_mark_rate",
-        ):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
-        if self.step_failure_rate + self.step_lost_response_rate + self.step_timeout_rate > 1.0:
-            raise ValueError("step failure + lost-response + timeout rates must add up to at most 1")
-
-
 def _scenario_for(
     app: SagaApp, scenario: str | ScenarioFactory | None, run_id: str
 ) -> tuple[ChaosScenario | None, str | None]:
@@ -110,6 +54,13 @@ def _scenario_for(
         return load_scenario(scenario, app, run_id=run_id), scenario.strip()
     name = f"{getattr(scenario, '__module__', '?')}:{getattr(scenario, '__qualname__', repr(scenario))}"
     return check_scenario(scenario(app, run_id=run_id), name), name
+
+
+def _compensable(app: SagaApp) -> Any:
+    """(workflow, step) -> whether the step has a compensation (the lasting step faults hit
+    only those: a step that cannot be undone has nowhere to go after an unknown outcome)."""
+    undoable = {(wf.name, s.name) for wf in app.workflows for s in wf.steps if s.compensation}
+    return lambda workflow, step: (workflow, step) in undoable
 
 
 def _running(runtime: Any, workflows: Any) -> int:
@@ -172,6 +123,7 @@ def run_chaos(
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     dedup = SqsDedupModel(history, queue_name=local.queue_name)
     relays: Relays | None = None
+    disruptions: Disruptions | None = None
     sources: list[ChaosEventSource] = []
     chaos_threads: list[Periodic] = []
     say = (lambda msg: print(msg, file=progress, flush=True)) if progress else (lambda msg: None)
@@ -189,10 +141,15 @@ def run_chaos(
                 failure=opts.step_failure_rate,
                 lost_response=opts.step_lost_response_rate,
                 timeout=opts.step_timeout_rate,
+                exhausted=opts.step_exhausted_rate,
+                idempotency_down=opts.step_idempotency_down_rate,
                 duplicate=opts.step_duplicate_rate,
             ),
             seed=opts.seed,
             history=history,
+            compensable=_compensable(runtime.app),
+            dynamodb_client=runtime.clients["dynamodb"],
+            skip_own_compensation=opts.steps_mode == "skip_own_compensation",
         )
         for fn in runtime.app.functions():
             bridge_lambda(fn, steps)
@@ -219,7 +176,12 @@ def run_chaos(
             schema=schema,
             log_dir=log_dir,
             rng=random.Random(opts.seed + 1),
+            fault_file=log_dir / "sqs-fault",
         )
+        disruptions = Disruptions(
+            opts, history=history, relays=relays, engine=engine, schema=schema, run_id=run_id, log_dir=log_dir
+        )
+        disruptions.start()
         relays.start()
 
         def drop_connections() -> None:
@@ -276,6 +238,7 @@ def run_chaos(
         deadline = started + opts.timeout_seconds
         last_report = 0.0
         while done_units < total_units and time.monotonic() < deadline:
+            disruptions.at(done_units / total_units)
             while (
                 next_kill < len(kill_points)
                 and done_units >= kill_points[next_kill]
@@ -358,6 +321,7 @@ def run_chaos(
         for t in chaos_threads:
             t.stop()
         chaos_threads.clear()
+        disruptions.stop()
         relays.stop()
         for s in sources:
             s.stop()
@@ -386,10 +350,14 @@ def run_chaos(
         report.scenario = scenario_name
         report.duration_seconds = round(time.monotonic() - started, 1)
         report.faults["late_resends_requested"] = len(history.late_resend_requests)
+        report.faults.update(disruptions.figures())
+        report.faults = dict(sorted(report.faults.items()))
         return report
     finally:
         for t in chaos_threads:
             t.stop()
+        if disruptions is not None:
+            disruptions.stop()
         if relays is not None:
             relays.stop()
         for s in sources:

@@ -7,12 +7,19 @@ the mark-published commit. SIGTERM stops it cleanly. ``--mode`` selects delibera
 relays, used only to prove the checker catches them:
 
 - ``mark_before_send``: marks rows published, may die (``--crash-after-mark-rate``), then sends;
-- ``drop_failed``: treats entries SQS refused (and throttled requests) as published.
+- ``drop_failed``: treats entries SQS refused (and throttled requests) as published;
+- ``charge_request_failures``: spends a row's attempt on request-level failures (an outage,
+  expired credentials, throttling), as the relay did before issue 11: an outage kills rows.
+
+``--fault-file`` is the harness's SQS outage switch (:func:`..disruptions.request_fault_from`);
+``--pg-options`` are libpq options of the relay's connections (a short lock_timeout or
+statement_timeout, so the harness's locks make claims and marks fail with them).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import random
@@ -23,7 +30,7 @@ from typing import Any
 
 __all__ = ["main"]
 
-MODES = ("correct", "mark_before_send", "drop_failed")
+MODES = ("correct", "mark_before_send", "drop_failed", "charge_request_failures")
 
 
 def _die() -> None:
@@ -57,19 +64,24 @@ def build_relay(args: argparse.Namespace) -> Any:
         endpoint_url=args.endpoint_url,
         config=Config(retries={"mode": "standard", "max_attempts": 2}, max_pool_connections=32),
     )
+    request_fault = None
+    if args.fault_file:
+        from .disruptions import request_fault_from
+
+        request_fault = request_fault_from(args.fault_file, args.endpoint_url)
     faulty = FaultySqsClient(
         client,
         entry_failure_rate=args.entry_failure_rate,
         throttle_rate=args.throttle_rate,
         seed=args.seed,
         after_send=after_send,
+        request_fault=request_fault,
     )
+    connect_args = {"application_name": args.name}
+    if args.pg_options:
+        connect_args["options"] = args.pg_options
     engine = sa.create_engine(
-        args.database_url,
-        pool_size=8,
-        max_overflow=8,
-        pool_pre_ping=True,
-        connect_args={"application_name": args.name},
+        args.database_url, pool_size=8, max_overflow=8, pool_pre_ping=True, connect_args=connect_args
     )
     options = RelayOptions(
         schema=args.schema,
@@ -77,7 +89,7 @@ def build_relay(args: argparse.Namespace) -> Any:
         poll_interval_seconds=0.2,
         claim_size=100,
         concurrency=4,
-        max_attempts=100,
+        max_attempts=args.max_attempts,
         backoff_base_seconds=0.1,
         backoff_max_seconds=2.0,
         relay_id=args.name,
@@ -107,9 +119,19 @@ def build_relay(args: argparse.Namespace) -> Any:
             published, releases = super()._publish(messages, deadline, attempts)
             return published + [r.row_id for r in releases], []
 
-    cls = {"correct": Relay, "mark_before_send": MarkBeforeSendRelay, "drop_failed": DropFailedRelay}[
-        args.mode
-    ]
+    class ChargeRequestFailuresRelay(Relay):
+        def _publish(
+            self, messages: list[OutboundMessage], deadline: float, attempts: dict[int, int]
+        ) -> tuple[list[int], list[Release]]:
+            published, releases = super()._publish(messages, deadline, attempts)
+            return published, [dataclasses.replace(r, spend_attempt=True) for r in releases]
+
+    cls = {
+        "correct": Relay,
+        "mark_before_send": MarkBeforeSendRelay,
+        "drop_failed": DropFailedRelay,
+        "charge_request_failures": ChargeRequestFailuresRelay,
+    }[args.mode]
     publisher = SqsFifoPublisher(queue_url=args.queue_url, sqs_client=faulty)
     return cls(engine=engine, publisher=publisher, options=options)
 
@@ -127,6 +149,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lease-seconds", type=float, default=3.0)
     p.add_argument("--mode", choices=MODES, default="correct")
     p.add_argument("--crash-after-mark-rate", type=float, default=0.0)
+    p.add_argument("--max-attempts", type=int, default=8)
+    p.add_argument("--fault-file", default=None)
+    p.add_argument("--pg-options", default="")
     return p.parse_args(argv)
 
 

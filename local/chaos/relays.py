@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .dbfaults import relay_timeouts
 from .history import History
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     log: Any
     how: str | None = None  # the kill we aimed at it
+    stalled: bool = False  # SIGSTOPped, not yet resumed
     started: float = field(default_factory=time.monotonic)
 
 
@@ -48,6 +50,8 @@ class Relays:
     schema: str
     log_dir: Path
     rng: random.Random
+    #: the SQS fault switch every relay reads (see .disruptions); None: no outages
+    fault_file: Path | None = None
     workers: list[_Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -85,7 +89,13 @@ class Relays:
             self.opts.relay_mode,
             "--crash-after-mark-rate",
             str(self.opts.crash_after_mark_rate),
+            "--max-attempts",
+            str(self.opts.relay_max_attempts),
+            "--pg-options",
+            relay_timeouts(index, self.opts.db_timeouts),
         ]
+        if self.fault_file is not None:
+            cmd += ["--fault-file", str(self.fault_file)]
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
@@ -122,9 +132,7 @@ class Relays:
         worker to SIGKILL itself after its next successful SendMessageBatch, before the mark."""
         with self._lock:
             now = time.monotonic()  # a worker still importing has no SIGUSR1 handler yet
-            alive = [
-                w for w in self.workers if w.proc.poll() is None and w.how is None and now - w.started > 3
-            ]
+            alive = self._ready(now)
             if not alive:
                 return False
             w = self.rng.choice(alive)
@@ -132,6 +140,35 @@ class Relays:
             with contextlib.suppress(ProcessLookupError):
                 w.proc.send_signal(signal.SIGKILL if how == "external" else signal.SIGUSR1)
             return True
+
+    def _ready(self, now: float) -> list[_Worker]:
+        return [
+            w
+            for w in self.workers
+            if w.proc.poll() is None and w.how is None and not w.stalled and now - w.started > 3
+        ]
+
+    def stall_one(self) -> Any:
+        """SIGSTOP a running relay wherever it is (after a claim, between its deadline check
+        and the HTTP send, inside a mark); return the function that resumes it, or None when
+        no relay is ready. Its leases expire meanwhile and other relays take the rows over."""
+        with self._lock:
+            ready = self._ready(time.monotonic())
+            if not ready:
+                return None
+            w = self.rng.choice(ready)
+            w.stalled = True
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(signal.SIGSTOP)
+
+        def resume() -> None:
+            with self._lock:
+                if w.stalled:
+                    w.stalled = False
+                    with contextlib.suppress(ProcessLookupError):
+                        w.proc.send_signal(signal.SIGCONT)
+
+        return resume
 
     def stop(self) -> None:
         if self._stop.is_set():
@@ -142,6 +179,10 @@ class Relays:
         with self._lock:
             for w in self.workers:
                 if w.proc.poll() is None:
+                    if w.stalled:  # a stopped process would not act on SIGTERM
+                        w.stalled = False
+                        with contextlib.suppress(ProcessLookupError):
+                            w.proc.send_signal(signal.SIGCONT)
                     w.proc.terminate()
             for w in self.workers:
                 try:
