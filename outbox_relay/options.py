@@ -57,6 +57,10 @@ class RelayOptions:
     #: quota (FIFO normal mode: 300 per action, shared by every relay): a throttled call costs a
     #: 0.5-2 s pause of the whole relay, so staying under the quota is worth far more.
     max_calls_per_second: float | None = None
+    #: server-side prepared statements for the claim and the mark, from their first run. Set
+    #: False when the engine goes through RDS Proxy (a prepared statement pins the session to
+    #: one backend); keep True on the cluster endpoint, where it saves the planning per pass.
+    prepared_statements: bool = True
 
     def __post_init__(self) -> None:
         check_schema(self.schema)

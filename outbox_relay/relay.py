@@ -66,7 +66,9 @@ class Relay:
         self.publisher = publisher
         self.metrics = metrics or NullMetrics()
         self._clock = clock
-        self._store = OutboxStore(self.engine, schema=self.options.schema)
+        self._store = OutboxStore(
+            self.engine, schema=self.options.schema, prepared=self.options.prepared_statements
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._wake = threading.Event()

@@ -10,11 +10,15 @@ for readers and Alembic models that know it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
+from ._claim_sql import CLAIM
 
 _CANDIDATES = """
 SELECT id, aggregate_type, aggregate_key,
@@ -163,9 +167,20 @@ def keep_locked_prefix(candidates: list[Any], ids: list[int], locked: set[int]) 
 
 
 class OutboxStore:
-    def __init__(self, engine: sa.Engine, *, schema: str) -> None:
+    """``prepared``: server-side prepared statements from the first execution (False: never,
+    for connections behind RDS Proxy, where they pin the session). ``single_statement``: claim
+    in one CTE statement (False: the stepwise claim, kept to measure against)."""
+
+    def __init__(
+        self, engine: sa.Engine, *, schema: str, prepared: bool = True, single_statement: bool = True
+    ) -> None:
         self.engine = engine
         self.schema = schema
+        self.prepared = prepared
+        self.single_statement = single_statement
+        # One-statement work runs in autocommit: no BEGIN and COMMIT round trips around it.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._claim = CLAIM.format(s=schema)
         self._candidates = _CANDIDATES.format(s=schema, more="")
         self._beyond = _CANDIDATES.format(s=schema, more=_BEYOND)
         self._lock_rows = _LOCK_ROWS.format(s=schema)
@@ -174,10 +189,50 @@ class OutboxStore:
         self._mark_failed = _MARK_FAILED.format(s=schema)
         self._count_late = _COUNT_LATE.format(s=schema)
 
+    @contextmanager
+    def _connection(self, engine: sa.Engine) -> Iterator[sa.Connection]:
+        """A pooled connection with psycopg's prepare threshold set for our statements and
+        restored after (the engine may be the application's own)."""
+        with engine.connect() as conn:
+            raw = getattr(conn.connection, "driver_connection", None)
+            before = getattr(raw, "prepare_threshold", None)
+            if raw is not None and hasattr(raw, "prepare_threshold"):
+                raw.prepare_threshold = 0 if self.prepared else None
+            try:
+                yield conn
+            finally:
+                if raw is not None and hasattr(raw, "prepare_threshold"):
+                    raw.prepare_threshold = before
+
     def claim(
         self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
     ) -> tuple[int, list[ClaimedRow]]:
-        with self.engine.begin() as conn:
+        if not self.single_statement:
+            return self._claim_stepwise(
+                owner=owner,
+                claim_size=claim_size,
+                rows_per_group=rows_per_group,
+                lease_seconds=lease_seconds,
+                scan=scan,
+            )
+        params = {
+            "owner": owner,
+            "claim": claim_size,
+            "rpg": rows_per_group,
+            "lease": lease_seconds,
+            "scan": scan,
+        }
+        with self._connection(self._autocommit) as conn:
+            rows = conn.exec_driver_sql(self._claim, params).all()
+        if not rows:
+            return 0, []
+        rows.sort(key=lambda r: r[0])
+        return int(rows[0][-1]), [ClaimedRow(*r[:-1]) for r in rows]
+
+    def _claim_stepwise(
+        self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
+    ) -> tuple[int, list[ClaimedRow]]:
+        with self._connection(self.engine) as conn, conn.begin():
             candidates = list(conn.exec_driver_sql(self._candidates, {"scan": scan}).all())
             if not candidates:
                 return 0, []
@@ -228,7 +283,13 @@ class OutboxStore:
         this send; ``first_sent`` maps row ids to the first_sent_at they had before the claim.
         Rows whose lease token changed (another relay took over) are left alone: fencing."""
         first_sent = first_sent or {}
-        with self.engine.begin() as conn:
+        if published and not late and not releases:
+            # the common case, one statement: no transaction round trips around it
+            with self._connection(self._autocommit) as conn:
+                params = {"ids": published, "token": token}
+                marked = conn.exec_driver_sql(self._mark_published, params).rowcount
+            return marked, [], []
+        with self._connection(self.engine) as conn, conn.begin():
             counted: list[Any] = []
             if late:
                 counted = list(
