@@ -13,7 +13,11 @@ and the Python work on candidate rows.
 - ``ranked``: per group, whether any row is leased (a stale lease of a stalled relay: the group
   waits), and how many not-due rows precede a row (a row scheduled for later holds back the
   rows behind it). The head must be due.
-- ``chosen``: up to ``rpg`` rows per group, groups by head id, at most ``claim`` rows.
+- ``chosen``: up to ``rpg`` rows per group, groups by head id, at most ``claim`` rows. cand1's
+  groups are disjoint from cand0's and all its ids larger, so its rows simply come after
+  chosen0's: each window is ranked once, and the empty cand1 costs nothing.
+- Groups are partitioned with COLLATE "C": the same equality as any deterministic collation,
+  without the locale-aware comparisons that dominated the sort.
 - ``locked``: FOR UPDATE SKIP LOCKED on the chosen set only, re-checking the lease and due time
   under the lock; it returns the row's first_sent_at *before* the lease (the UPDATE's RETURNING
   sees only the new value).
@@ -31,13 +35,13 @@ _RANK = """
          bool_or(leased) OVER g AS group_leased,
          count(*) FILTER (WHERE NOT due) OVER w AS not_due
   FROM {src}
-  WINDOW g AS (PARTITION BY aggregate_type, aggregate_key),
-         w AS (PARTITION BY aggregate_type, aggregate_key ORDER BY id)
+  WINDOW g AS (PARTITION BY aggregate_type COLLATE "C", aggregate_key COLLATE "C"),
+         w AS (PARTITION BY aggregate_type COLLATE "C", aggregate_key COLLATE "C" ORDER BY id)
 """
 _PICK = """
   SELECT id, t, k, head_id FROM {src}
   WHERE NOT group_leased AND not_due = 0 AND rn <= %(rpg)s
-  ORDER BY head_id, id LIMIT %(claim)s
+  ORDER BY head_id, id LIMIT {limit}
 """
 _CANDIDATE_COLUMNS = """id, aggregate_type, aggregate_key,
          available_at <= now() AS due,
@@ -55,7 +59,7 @@ ranked0 AS ("""
     + _RANK.format(src="cand0")
     + """),
 chosen0 AS ("""
-    + _PICK.format(src="ranked0")
+    + _PICK.format(src="ranked0", limit="%(claim)s")
     + """),
 cand1 AS MATERIALIZED (
   SELECT """
@@ -69,12 +73,13 @@ cand1 AS MATERIALIZED (
     AND (aggregate_type, aggregate_key) NOT IN (SELECT aggregate_type, aggregate_key FROM cand0)
   ORDER BY id LIMIT %(scan)s
 ),
-ranked AS ("""
-    + _RANK.format(src="(SELECT * FROM cand0 UNION ALL SELECT * FROM cand1) AS c")
+ranked1 AS ("""
+    + _RANK.format(src="cand1")
     + """),
-chosen AS ("""
-    + _PICK.format(src="ranked")
+chosen1 AS ("""
+    + _PICK.format(src="ranked1", limit="%(claim)s - (SELECT count(*) FROM chosen0)")
     + """),
+chosen AS (SELECT * FROM chosen0 UNION ALL SELECT * FROM chosen1),
 locked AS (
   SELECT o.id, o.first_sent_at FROM "{s}".outbox AS o
   WHERE o.id IN (SELECT id FROM chosen) AND o.state = 'pending'
@@ -84,7 +89,8 @@ locked AS (
 kept AS (
   SELECT id, first_sent_at FROM (
     SELECT c.id, l.first_sent_at,
-           bool_and(l.id IS NOT NULL) OVER (PARTITION BY c.t, c.k ORDER BY c.id) AS prefix
+           bool_and(l.id IS NOT NULL)
+             OVER (PARTITION BY c.t COLLATE "C", c.k COLLATE "C" ORDER BY c.id) AS prefix
     FROM chosen AS c LEFT JOIN locked AS l ON l.id = c.id
   ) AS p WHERE prefix
 ),
