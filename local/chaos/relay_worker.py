@@ -9,7 +9,10 @@ relays, used only to prove the checker catches them:
 - ``mark_before_send``: marks rows published, may die (``--crash-after-mark-rate``), then sends;
 - ``drop_failed``: treats entries SQS refused (and throttled requests) as published;
 - ``charge_request_failures``: spends a row's attempt on request-level failures (an outage,
-  expired credentials, throttling), as the relay did before issue 11: an outage kills rows.
+  expired credentials, throttling), as the relay did before issue 11: an outage kills rows;
+- ``hang_on_database_error``: a pipeline that meets a database error (a lock or statement
+  timeout, a dropped connection) stops serving for good while the process lives on, as
+  relay threads did before issue 11.
 
 ``--fault-file`` is the harness's SQS outage switch (:func:`..disruptions.request_fault_from`);
 ``--pg-options`` are libpq options of the relay's connections (a short lock_timeout or
@@ -25,12 +28,13 @@ import os
 import random
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["main"]
 
-MODES = ("correct", "mark_before_send", "drop_failed", "charge_request_failures")
+MODES = ("correct", "mark_before_send", "drop_failed", "charge_request_failures", "hang_on_database_error")
 
 
 def _die() -> None:
@@ -43,6 +47,7 @@ def build_relay(args: argparse.Namespace) -> Any:
     from botocore.config import Config
 
     from outbox_relay import Relay, RelayOptions, SqsFifoPublisher
+    from outbox_relay.exceptions import DatabaseError
     from outbox_relay.publisher import OutboundMessage
     from outbox_relay.store import Release
     from outbox_relay.testing import FaultySqsClient
@@ -126,8 +131,17 @@ def build_relay(args: argparse.Namespace) -> Any:
             published, releases = super()._publish(messages, deadline, attempts)
             return published, [dataclasses.replace(r, spend_attempt=True) for r in releases]
 
+    class HangOnDatabaseErrorRelay(Relay):
+        def _pass(self) -> Any:
+            try:
+                return super()._pass()
+            except DatabaseError:
+                threading.Event().wait()  # this pipeline is gone; the process looks alive
+                raise
+
     cls = {
         "correct": Relay,
+        "hang_on_database_error": HangOnDatabaseErrorRelay,
         "mark_before_send": MarkBeforeSendRelay,
         "drop_failed": DropFailedRelay,
         "charge_request_failures": ChargeRequestFailuresRelay,

@@ -30,6 +30,12 @@ _QUIET = {
     "dispatcher_crash_rate": 0.0,
     "late_resend_rate": 0.0,
     "db_kill_interval_seconds": 0.0,
+    "step_exhausted_rate": 0.0,
+    "step_idempotency_down_rate": 0.0,
+    "sqs_outages": 0,
+    "stalls": 0,
+    "table_lock_interval_seconds": 0.0,
+    "foreign_transaction_seconds": 0.0,
     "settle_timeout_seconds": 20.0,
 }
 

@@ -19,7 +19,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420
 
 def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None) -> None:
     report = run_chaos(
-        ChaosOptions(events=3_000, sagas=30, kills=6, seed=11, database_url=database_url),
+        ChaosOptions(
+            events=3_000,
+            sagas=30,
+            kills=6,
+            seed=11,
+            database_url=database_url,
+            sqs_outages=2,
+            sqs_outage_seconds=3.0,
+            stalls=2,
+            table_lock_interval_seconds=4.0,
+            foreign_transaction_seconds=5.0,
+            # more than the default 2%, so that 30 sagas surely meet both
+            step_exhausted_rate=0.05,
+            step_idempotency_down_rate=0.05,
+        ),
         app=ORDERS_APP,
         scenario=ORDERS_SCENARIO,
         progress=None,
@@ -33,6 +47,7 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
     assert report.order_violations == 0, report.examples
     assert report.effects_left_behind == 0, report.effects_left_behind_detail
     assert report.sagas_unfinished == 0
+    assert report.dead_rows == 0, report.examples
     assert report.compensation_order_violations == 0, report.examples
     assert report.sagas_checked == ["OrderSaga"]
     assert report.sagas_completed + report.sagas_compensated + report.sagas_compensation_failed == 30
@@ -48,6 +63,14 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
     assert report.absorbed["sqs_dedup_window"] > 0
     assert report.absorbed["consumer_redeliveries"] > 0
     assert report.absorbed["step_idempotency"] > 0
+    faults = report.faults
+    assert faults["sqs_outages_connection"] == 1 and faults["sqs_credentials_expiries"] == 1
+    assert faults["relay_requests_failed_connection"] + faults["relay_requests_failed_credentials"] > 0
+    assert faults["relay_stalls"] == 2
+    assert faults.get("outbox_table_locks", 0) + faults.get("leased_row_locks", 0) > 0
+    assert faults["relay_lock_timeouts"] + faults["relay_statement_timeouts"] > 0
+    assert faults["foreign_write_transactions"] >= 1
+    assert faults["step_unknown_outcomes_exhausted"] > 0 and faults["step_idempotency_store_down"] > 0
     table = format_table(report)
     assert "orders (examples.orders.chaos:scenario)" in table and "skipped" not in table
 
@@ -58,6 +81,8 @@ def test_cli_registers_chaos_with_defaults() -> None:
     args = parser.parse_args(["chaos", "--json", "--app", ORDERS_APP, "--scenario", ORDERS_SCENARIO])
     assert (args.app, args.scenario) == (ORDERS_APP, ORDERS_SCENARIO)
     assert (args.events, args.sagas, args.relays, args.kills) == (100_000, 1_000, 3, 20)
+    assert (args.sqs_outages, args.sqs_outage_seconds, args.stalls) == (2, 30.0, 6)
+    assert args.foreign_transaction_seconds == 30.0 and args.step_exhausted_rate == 0.02
     assert args.entry_failure_rate == 0.05 and args.throttle_rate == 0.05
     assert callable(args.func)
 
