@@ -54,7 +54,24 @@ def room_app() -> SagaApp:
 
 def test_foreign_app_without_scenario_runs_generic_checks(database_url: str, aws_env: None) -> None:
     report = run_chaos(
-        ChaosOptions(events=600, sagas=12, kills=2, relays=2, seed=3, database_url=database_url),
+        ChaosOptions(
+            events=600,
+            sagas=12,
+            kills=2,
+            relays=2,
+            seed=3,
+            database_url=database_url,
+            # the long faults at small durations (the default ones take minutes)
+            sqs_outages=1,
+            sqs_outage_seconds=3.0,
+            stalls=1,
+            table_lock_interval_seconds=4.0,
+            foreign_transaction_seconds=3.0,
+            # no step of unknown outcome: the outcome split below is the app's own (every third
+            # card declined); those faults are checked with the orders scenario
+            step_exhausted_rate=0.0,
+            step_idempotency_down_rate=0.0,
+        ),
         app=room_app(),
         progress=None,
     )
