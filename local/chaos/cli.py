@@ -18,9 +18,12 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "chaos",
         help="run relays, dispatcher and sagas under injected faults and check the invariants",
-        description="Kill relay processes, drop database connections, fail SQS entries and Lambda "
-        "steps, redeliver and re-send; then check: nothing lost, no duplicate side effect, order "
-        "per aggregate, every saga finished. Exits 1 when an invariant is broken. The checks "
+        description="Kill and stall relay processes, drop database connections, lock the outbox "
+        "against short lock/statement timeouts, hold a write transaction in another database, cut "
+        "SQS off (connection refused, expired credentials), fail SQS entries and Lambda steps (also "
+        "after their commit, on every retry), redeliver and re-send; then check: nothing lost, no "
+        "duplicate side effect, no effect left behind, no dead outbox row, order per aggregate, "
+        "every saga finished. Exits 1 when an invariant is broken. The checks "
         "that need the app's tables (duplicate side effects, effects left behind) run when "
         "--scenario supplies them, and are listed as skipped otherwise.",
     )
