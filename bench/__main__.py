@@ -18,7 +18,17 @@ from typing import Any
 from .common import make_ctx
 from .report import summarize, table
 
-BENCHMARKS = ["raw_sql", "naive", "relay_null", "e2e_sqs", "latency", "memory", "dispatcher", "local_runtime"]
+BENCHMARKS = [
+    "raw_sql",
+    "naive",
+    "relay_null",
+    "e2e_sqs",
+    "latency",
+    "memory",
+    "dispatcher",
+    "local_runtime",
+    "enqueue",
+]
 RESULTS = Path(__file__).parent / "results"
 
 

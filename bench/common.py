@@ -30,6 +30,8 @@ class Ctx:
     quick: bool
     log: Any = print
     notes: list[str] = field(default_factory=list)
+    #: figures one benchmark hands to a later one of the same run (e2e capacity → latency)
+    figures: dict[str, float] = field(default_factory=dict)
 
     def scale(self, full: int, quick: int) -> int:
         return quick if self.quick else full

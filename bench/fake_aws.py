@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -303,6 +304,13 @@ class FakeAwsProcess:
     def acks(self) -> dict[str, float]:
         acks: dict[str, float] = self._control("Acks")["acks"]
         return acks
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the endpoint process has used so far (/proc/<pid>/stat), so a
+        benchmark can show the endpoint is not what limits its figure."""
+        with open(f"/proc/{self._proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         self._proc.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,12 @@ TARGETS = [
     Target("e2e_msgs_per_s_normal", "e2e msgs/s, FIFO normal mode", ">=", 2900),
     Target("latency_p99_ms_notify", "commit→ack p99 ms, LISTEN/NOTIFY", "<=", 50, "ms"),
     Target("rss_growth_ratio", "relay RSS 1M / 100K events", "<=", 1.10, "x"),
+    # issue 12, targets 2-4 (ratios inside one run; default options)
+    Target("e2e_vs_relay_null", "e2e high-throughput / relay→null (default)", ">=", 0.6, "x"),
+    Target("normal_vs_capacity", "normal mode / min(3000, high-throughput)", ">=", 0.95, "x"),
+    Target("latency_p99_ms_notify_half_load", "commit→ack p99 ms, NOTIFY, half e2e load", "<=", 50, "ms"),
+    # one core's worth at 8,000 events/s (the former absolute e2e target): 1000 ms / 8
+    Target("relay_cpu_ms_per_1k_events", "relay CPU ms / 1k events, e2e default", "<=", 125, "ms"),
     # issue 12: 200 orders in 45 s (start-up included, as `make demo` feels it)
     Target("local_demo_orders_per_s", "local demo orders/s (incl. start-up)", ">=", round(200 / 45, 2)),
     Target("local_run_seconds", "local run: 1 event after start-up, s", "<=", 3.0, "s"),
@@ -85,15 +92,53 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     mem = _get(raw, "memory")
     values["rss_growth_ratio"] = (mem["rss_growth_ratio"] if mem else None, {"memory": mem})
     values.update(_local_values(raw))
+    values.update(_issue12_values(raw, relay_default))
     out: dict[str, Any] = {}
     for t in TARGETS:
         value, detail = values[t.key]
         ok = None if value is None else (value >= t.bound if t.op == ">=" else value <= t.bound)
         out[t.key] = {"value": value, "target": f"{t.op} {t.bound:g}", "pass": ok, **detail}
+        out[t.key].setdefault("cpu_count", os.cpu_count())
     disp = _get(raw, "dispatcher")
     if disp:
         out["dispatcher_start_execution_per_s"] = {"value": disp.get("start_execution_per_s"), **disp}
     return out
+
+
+def _issue12_values(
+    raw: dict[str, Any], relay_default: Any
+) -> dict[str, tuple[float | None, dict[str, Any]]]:
+    """Targets 2-4 of issue 12 and the relay's CPU, each with its absolute figures and cores."""
+    high = _get(raw, "e2e_sqs", "high", "default") or {}
+    normal = _get(raw, "e2e_sqs", "normal", "default") or {}
+    high_rate, normal_rate = high.get("events_per_s"), normal.get("events_per_s")
+    cores = {"cpu_count": high.get("cpu_count")}
+    half = _get(raw, "latency", "notify_half_load")
+    capacity = min(3000.0, high_rate) if high_rate else None
+    endpoint = {k: high.get(k) for k in ("endpoint_cpu_cores", "endpoint_cpu_share", "relay_cpu_cores")}
+    return {
+        "e2e_vs_relay_null": (
+            _ratio(high_rate, relay_default),
+            {"e2e_events_per_s": high_rate, "relay_null_rows_per_s": relay_default, **endpoint, **cores},
+        ),
+        "normal_vs_capacity": (
+            _ratio(normal_rate, capacity),
+            {
+                "normal_events_per_s": normal_rate,
+                "capacity": capacity,
+                "normal_best": _get(raw, "e2e_sqs", "normal", "best"),
+                **cores,
+            },
+        ),
+        "latency_p99_ms_notify_half_load": (
+            half["p99_ms"] if half else None,
+            {"half_load": half, "at_1000_per_s": _get(raw, "latency", "notify"), **cores},
+        ),
+        "relay_cpu_ms_per_1k_events": (
+            high.get("relay_cpu_ms_per_1k_events"),
+            {"e2e_events_per_s": high_rate, **endpoint, **cores},
+        ),
+    }
 
 
 def _local_values(raw: dict[str, Any]) -> dict[str, tuple[float | None, dict[str, Any]]]:
@@ -136,6 +181,15 @@ def table(result: dict[str, Any]) -> str:
         ("local demo: orders / seconds", _demo(raw)),
         ("local run: start-up / median run s", _local_run(raw)),
         ("import s: baseline / dispatcher / steps / relay", _imports(raw)),
+        ("e2e endpoint CPU cores / share (default)", _endpoint(raw)),
+        ("e2e high ev/s: 1 / 2 processes (CLI)", _processes(raw)),
+        ("latency p50/p95/p99 ms NOTIFY half load", _lat(raw, "notify_half_load")),
+        ("enqueue ev/s 1-row txn: lock / no lock", _enq(raw, "single_row_txn")),
+        ("enqueue ev/s 100-row txn: lock / no lock", _enq(raw, "100_row_txn")),
+        (
+            "enqueue ev/s 4 writers, 8 hot aggs: lock / no",
+            _enq(raw, "single_row_txn_4_writers_8_hot_aggregates"),
+        ),
     ]
     measured = [
         (label, "n/a" if value is None else (value if isinstance(value, str) else f"{value:,.0f}"))
@@ -179,3 +233,26 @@ def _imports(raw: dict[str, Any]) -> str | None:
         return None
     names = ("baseline_boto3_powertools", "dispatcher", "steps", "relay")
     return " / ".join(f"{d[n]['median_s']:.2f}" for n in names)
+
+
+def _endpoint(raw: dict[str, Any]) -> str | None:
+    d = _get(raw, "e2e_sqs", "high", "default")
+    if not d or d.get("endpoint_cpu_cores") is None:
+        return None
+    return f"{d['endpoint_cpu_cores']:.2f} / {d['endpoint_cpu_share']:.0%}"
+
+
+def _processes(raw: dict[str, Any]) -> str | None:
+    rows = {
+        v["processes"]: v
+        for v in _get(raw, "e2e_sqs", "high", "variants") or []
+        if "CLI" in v["variant"] or v.get("processes", 1) > 1
+    }
+    if not rows:
+        return None
+    return " / ".join(f"{rows[n]['events_per_s']:,.0f}" if n in rows else "n/a" for n in (1, 2))
+
+
+def _enq(raw: dict[str, Any], shape: str) -> str | None:
+    d = _get(raw, "enqueue", shape)
+    return f"{d['events_per_s_with_lock']:,.0f} / {d['events_per_s_without_lock']:,.0f}" if d else None

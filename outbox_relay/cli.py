@@ -50,6 +50,17 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     queue_url = args.queue_url or os.environ.get("QUEUE_URL")
     if not queue_url:
         raise OutboxError("no queue: pass --queue-url or set QUEUE_URL")
+    if args.processes < 1:
+        raise OutboxError(f"--processes must be at least 1, got {args.processes}")
+    if args.processes > 1:
+        from .processes import run_relay_processes
+
+        return run_relay_processes(
+            args.processes,
+            _relay_args(args, queue_url),
+            database_url=_database_url(args),
+            drain=args.drain is not None,
+        )
     options = RelayOptions(
         schema=args.schema,
         concurrency=args.concurrency,
@@ -69,6 +80,21 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     log.info("relay %s publishing %s.outbox to %s", options.relay_id, options.schema, queue_url)
     relay.run_process()
     return 0
+
+
+def _relay_args(args: argparse.Namespace, queue_url: str) -> list[str]:
+    """The options of one relay process, as its command line (without the database URL)."""
+    out = ["--schema", args.schema, "--queue-url", queue_url]
+    out += ["--concurrency", str(args.concurrency), "--batch-size", str(args.batch_size)]
+    out += ["--claim-size", str(args.claim_size), "--rows-per-group", str(args.rows_per_group)]
+    for flag, value in (("--region", args.region), ("--endpoint-url", args.endpoint_url)):
+        if value:
+            out += [flag, value]
+    if args.no_listen:
+        out.append("--no-listen")
+    if args.drain is not None:
+        out += ["--drain", str(args.drain)]
+    return out
 
 
 def _slots(obj: Any) -> dict[str, Any]:
@@ -247,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--rows-per-group", type=int, default=1, help="rows of one aggregate per claim")
     relay.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY")
     relay.add_argument("--drain", type=float, metavar="SECONDS", help="drain for at most SECONDS, then exit")
+    relay.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="relay processes to run (one GIL each; competing relays are safe): use one per core",
+    )
     relay.set_defaults(func=_cmd_relay)
 
     outbox = sub.add_parser("outbox", help="manage the outbox table")
