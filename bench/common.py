@@ -158,6 +158,7 @@ def sqs_client(endpoint_url: str, *, pool: int = 64, retry_mode: str = "standard
             connect_timeout=3,
             read_timeout=10,
             max_pool_connections=pool,
+            parameter_validation=False,  # as SqsFifoPublisher's own client (-25% botocore CPU here)
         ),
     )
     return client
