@@ -96,6 +96,7 @@ print(json.dumps(time.perf_counter() - t0))
 
 
 def _child(args: list[str], *, timeout: float, env: dict[str, str] | None = None) -> str:
+    """The child's whole stdout (the demo prints one indented JSON object, the others one line)."""
     out = subprocess.run(
         [sys.executable, *args],
         capture_output=True,
@@ -107,7 +108,7 @@ def _child(args: list[str], *, timeout: float, env: dict[str, str] | None = None
     )
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} exited {out.returncode}: {out.stderr.strip()[-2000:]}")
-    return out.stdout.strip().splitlines()[-1]
+    return out.stdout.strip()
 
 
 def demo(orders: int) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def local_run(events: int) -> dict[str, Any]:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([tmp, str(REPO), os.environ.get("PYTHONPATH", "")]),
         }
-        data = json.loads(_child(["-c", RUN_CHILD, str(events)], timeout=600, env=env))
+        data = json.loads(_child(["-c", RUN_CHILD, str(events)], timeout=600, env=env).splitlines()[-1])
     runs = data["run_seconds"]
     return {
         "startup_seconds": round(data["startup_seconds"], 2),
@@ -143,8 +144,11 @@ def local_run(events: int) -> dict[str, Any]:
     }
 
 
-def import_seconds(code: str, repeats: int) -> dict[str, Any]:
-    times = [float(_child(["-c", IMPORT_CHILD.format(code=code)], timeout=120)) for _ in range(repeats)]
+def _import_once(code: str) -> float:
+    return float(_child(["-c", IMPORT_CHILD.format(code=code)], timeout=120))
+
+
+def _spread(times: list[float]) -> dict[str, Any]:
     return {
         "median_s": round(statistics.median(times), 3),
         "min_s": round(min(times), 3),
@@ -153,12 +157,18 @@ def import_seconds(code: str, repeats: int) -> dict[str, Any]:
 
 
 def imports(repeats: int) -> dict[str, Any]:
-    baseline = import_seconds(BASELINE_IMPORT, repeats)
-    out: dict[str, Any] = {"baseline_boto3_powertools": baseline}
+    """Rounds of baseline, dispatcher, steps, relay, one fresh interpreter each: on a shared
+    machine the load drifts, and interleaving puts the same drift on every figure."""
+    codes = {"baseline_boto3_powertools": BASELINE_IMPORT}
+    codes.update({name: f"import saga_outbox.lambdas.handlers.{name}" for name in HANDLERS})
+    times: dict[str, list[float]] = {key: [] for key in codes}
+    for _ in range(repeats):
+        for key, code in codes.items():
+            times[key].append(_import_once(code))
+    out: dict[str, Any] = {key: _spread(values) for key, values in times.items()}
+    baseline = out["baseline_boto3_powertools"]["median_s"]
     for name in HANDLERS:
-        handler = import_seconds(f"import saga_outbox.lambdas.handlers.{name}", repeats)
-        handler["vs_baseline"] = round(handler["median_s"] / baseline["median_s"], 2)
-        out[name] = handler
+        out[name]["vs_baseline"] = round(out[name]["median_s"] / baseline, 2)
     out["worst_vs_baseline"] = max(out[name]["vs_baseline"] for name in HANDLERS)
     return out
 
