@@ -69,6 +69,7 @@ def _record(i: int) -> dict[str, Any]:
 def _handler(endpoint_url: str) -> Any:
     import boto3
 
+    from examples.orders.app import app
     from saga_outbox.lambdas.config import RuntimeConfig
     from saga_outbox.lambdas.handlers.dispatcher import make_handler
     from saga_outbox.lambdas.runtime import Runtime
@@ -80,7 +81,7 @@ def _handler(endpoint_url: str) -> Any:
         aws_access_key_id="bench",
         aws_secret_access_key="bench",
     )
-    return make_handler(Runtime(RuntimeConfig(state_machine_arns=ARNS), sfn_client=sfn))
+    return make_handler(Runtime(RuntimeConfig(state_machine_arns=ARNS), app=app, sfn_client=sfn))
 
 
 def measure(server: FakeAwsProcess, config: ServerConfig, seconds: float) -> dict[str, Any]:

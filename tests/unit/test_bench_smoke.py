@@ -141,3 +141,16 @@ def test_summary_marks_targets() -> None:
     assert out["relay_vs_raw_sql"]["value"] == 0.9 and out["relay_vs_raw_sql"]["pass"] is True
     assert out["relay_vs_naive"]["pass"] is True and out["e2e_msgs_per_s_normal"]["pass"] is None
     assert "PASS" in table({**out, "raw": raw})
+
+
+def test_dispatcher_bench_builds_the_real_handler(server: FakeAwsServer) -> None:
+    """The dispatcher bench drives the real handler with the example app's routes."""
+    from bench.dispatcher import _handler, _record
+
+    host, port = server.server_address[:2]
+    handler = _handler(f"http://{host}:{port}")
+    from saga_outbox.local import LocalLambdaContext
+
+    context = LocalLambdaContext(function_name="dispatcher")
+    # OrderPlaced starts OrderSaga and OrderProjection on the fake endpoint; nothing fails
+    assert handler({"Records": [_record(0)]}, context) == {"batchItemFailures": []}
