@@ -53,7 +53,7 @@ MOTO_CONFIG = {
 class LocalOptions:
     """Settings of a local stack; every default works on a fresh machine."""
 
-    database_url: str | None = None  #: None: start an embedded PostgreSQL (pgserver)
+    database_url: str | None = None  #: None: start an embedded PostgreSQL (outbox_relay.embedded)
     data_dir: str | None = None  #: where the embedded PostgreSQL keeps its files
     region: str = "us-east-1"
     outbox_schema: str = "saga_outbox"
