@@ -154,6 +154,8 @@ class Reconciler:
                         raise
                     skipped.append(f.Skipped(workflow=wf.name, check="failed", reason=str(exc)))
         checked, lost = self._lost_dispatches(known, since, until)
+        # an execution this run has just started cannot be stuck, whatever `now` says
+        fresh = {d.execution_name for d in lost if d.action == f.STARTED}
         sagas, others = self._failures(failed)
         report = f.ReconcileReport(
             now=now,
@@ -162,7 +164,7 @@ class Reconciler:
             dry_run=self.dry_run,
             events_checked=checked,
             lost_dispatches=tuple(lost),
-            stuck=tuple(s for wf in standard for s in self._stuck(wf, now)),
+            stuck=tuple(s for wf in standard for s in self._stuck(wf, now) if s.execution_name not in fresh),
             compensation_failed=tuple(sagas),
             failed=tuple(others),
             skipped=tuple(skipped),
