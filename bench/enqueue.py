@@ -56,7 +56,7 @@ def _write(dsn: str, schema: str, *, per_txn: int, seconds: float, keys: int | N
     with psycopg.connect(dsn) as conn:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
-            events = []
+            events: list[dict[str, Any]] = []
             for j in range(per_txn):
                 i = done + j
                 key = f"{tag}-{i}" if keys is None else f"hot-{i % keys}"
@@ -100,7 +100,7 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-SHAPES = {
+SHAPES: dict[str, dict[str, Any]] = {
     "single_row_txn": {"per_txn": 1, "writers": 1, "keys": None},
     "100_row_txn": {"per_txn": 100, "writers": 1, "keys": None},
     "single_row_txn_4_writers_8_hot_aggregates": {"per_txn": 1, "writers": 4, "keys": 8},

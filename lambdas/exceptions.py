@@ -94,7 +94,7 @@ def as_rejection(exc: BusinessRuleViolation) -> BusinessRuleViolation:
     cls = type(exc)
     if cls.__name__.startswith(REJECTION_PREFIX):
         return exc
-    renamed = _rejection_class(cls)
+    renamed = _rejection_class(cls)  # type: ignore[arg-type]  # classes are hashable
     # no __init__: app subclasses may take other arguments; copy the built instance instead
     out = renamed.__new__(renamed)
     out.__dict__.update(exc.__dict__)

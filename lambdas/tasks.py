@@ -181,13 +181,12 @@ class StepContext:
         Pass a deterministic ``event_id`` (e.g. ``uuid5`` of :attr:`execution`) so that a
         repeated step emits nothing new; ``causation_id`` and ``execution`` headers are added."""
         import outbox_relay
+        from outbox_relay.envelope import SQS_MAX_MESSAGE_BYTES
 
-        limit = (
-            {} if self.max_event_bytes is None else {"max_message_bytes": self.max_event_bytes(event_type)}
-        )
+        limit = SQS_MAX_MESSAGE_BYTES if self.max_event_bytes is None else self.max_event_bytes(event_type)
         return outbox_relay.enqueue(
             self.conn,
-            **limit,
+            max_message_bytes=limit,
             aggregate_type=aggregate_type,
             aggregate_key=aggregate_key,
             event_type=event_type,

@@ -223,10 +223,9 @@ class OutboxStore:
             "scan": scan,
         }
         with self._connection(self._autocommit) as conn:
-            rows = conn.exec_driver_sql(self._claim, params).all()
+            rows = sorted(conn.exec_driver_sql(self._claim, params).all(), key=lambda r: r[0])
         if not rows:
             return 0, []
-        rows.sort(key=lambda r: r[0])
         return int(rows[0][-1]), [ClaimedRow(*r[:-1]) for r in rows]
 
     def _claim_stepwise(
