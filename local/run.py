@@ -151,8 +151,9 @@ def run_in(
         )
     deadline = started + timeout_seconds
     quiet = 0
+    inputs: dict[str, dict[str, Any]] = {}  # execution ARN -> its input (never changes)
     while True:
-        executions = _chain(runtime, str(event_id))
+        executions = _chain(runtime, str(event_id), inputs)
         settled = _outbox_settled(runtime) and runtime.queue_depth() == 0
         if settled and executions and all(e["status"] in _FINISHED for e in executions):
             quiet += 1
@@ -176,15 +177,18 @@ def _outbox_settled(runtime: LocalRuntime) -> bool:
     return outbox_status(runtime.engine, schema=runtime.options.outbox_schema).pending == 0
 
 
-def _chain(runtime: LocalRuntime, root: str) -> list[dict[str, Any]]:
-    """Executions started by ``root`` or by an event whose causation chain leads to it."""
+def _chain(runtime: LocalRuntime, root: str, inputs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Executions started by ``root`` or by an event whose causation chain leads to it.
+    ``inputs`` caches each execution's input across polls: it is described once, not every pass."""
     sfn = runtime.clients["stepfunctions"]
     found: list[dict[str, Any]] = []
     by_event: dict[str, dict[str, Any]] = {}
     for workflow in runtime.app.workflows:
         for execution in runtime.executions(workflow.name):
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            envelope = json.loads(described.get("input") or "{}")
+            arn = execution["executionArn"]
+            if arn not in inputs:
+                inputs[arn] = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
+            envelope = inputs[arn]
             execution = {
                 **execution,
                 "workflow": workflow.name,
