@@ -136,7 +136,7 @@ class CredentialsMissingError(OutboxError):
 
 #: why a whole publish request failed; every cause but ``rejected`` is about the request or the
 #: service, never about one entry's content, so it spends no row's attempt.
-REQUEST_CAUSES = ("connection", "throttled", "server", "credentials", "permission", "destination")
+REQUEST_CAUSES = ("connection", "throttled", "server", "credentials", "permission", "destination", "lease")
 
 
 class PublishError(OutboxError):

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ._lease_guard import LeaseEnding, check_attempt
 from .envelope import SQS_MAX_MESSAGE_BYTES
 from .exceptions import (
     ConfigurationError,
@@ -124,7 +125,12 @@ class BatchOutcome:
 
 class Publisher(Protocol):
     """Sends batches; reports per-entry outcomes or raises :class:`PublishError` for the whole
-    request. ``max_batch_entries``/``max_batch_bytes`` bound what the relay puts in one call."""
+    request. ``max_batch_entries``/``max_batch_bytes`` bound what the relay puts in one call.
+
+    A publisher may also declare ``attempt_seconds``, the longest one attempt of a request can
+    take (connect + read timeouts), and call :func:`outbox_relay._lease_guard.check_attempt`
+    before each attempt goes out: the relay then never starts an attempt that could end after
+    its lease (see ``SqsFifoPublisher``)."""
 
     max_batch_entries: int
     max_batch_bytes: int
@@ -163,6 +169,11 @@ class SqsFifoPublisher:
 
     max_batch_entries = 10
     max_batch_bytes = SQS_MAX_MESSAGE_BYTES
+    #: the client we create: one attempt takes at most connect + read timeout, and there are
+    #: at most two, so a request ends well inside the default 30 s lease
+    CONNECT_TIMEOUT = 2.0
+    READ_TIMEOUT = 5.0
+    TOTAL_ATTEMPTS = 2
 
     def __init__(
         self,
@@ -182,6 +193,7 @@ class SqsFifoPublisher:
         self._region_name = region_name
         self._endpoint_url = endpoint_url
         self._lock = threading.Lock()
+        self._guarded: Any = None
 
     @property
     def client(self) -> Any:
@@ -198,14 +210,30 @@ class SqsFifoPublisher:
                         region_name=self._region_name,
                         endpoint_url=self._endpoint_url,
                         config=Config(
-                            retries={"mode": "standard", "max_attempts": 2},
-                            connect_timeout=3,
-                            read_timeout=10,
+                            retries={"mode": "standard", "total_max_attempts": self.TOTAL_ATTEMPTS},
+                            connect_timeout=self.CONNECT_TIMEOUT,
+                            read_timeout=self.READ_TIMEOUT,
                             max_pool_connections=64,
                             parameter_validation=False,  # entries are built by the relay
                         ),
                     )
-        return self._client
+        client = self._client
+        if self._guarded is not client:
+            with self._lock:
+                if self._guarded is not client:
+                    # First in line, so an in-process stub (moto) never sees a refused attempt;
+                    # botocore does not retry an exception raised here.
+                    client.meta.events.register_first(
+                        "before-send.sqs.SendMessageBatch", _guard_attempt, unique_id="saga-outbox-lease"
+                    )
+                    self._guarded = client
+        return client
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one SendMessageBatch attempt can take with this client's timeouts."""
+        config = self.client.meta.config
+        return float(config.connect_timeout or 60) + float(config.read_timeout or 60)
 
     def check(self) -> None:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -250,6 +278,12 @@ class SqsFifoPublisher:
         ]
         try:
             response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except LeaseEnding as exc:
+            raise PublishError(
+                f"SendMessageBatch to {self.queue_url} not sent: {exc}",
+                cause="lease",
+                maybe_delivered=exc.attempts_made > 0,
+            ) from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -295,3 +329,7 @@ class SqsFifoPublisher:
                 )
             )
         return outcome
+
+
+def _guard_attempt(**_: Any) -> None:
+    check_attempt()

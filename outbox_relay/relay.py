@@ -145,10 +145,11 @@ class Relay:
             raise translate(exc, schema=opts.schema) from exc
         if not rows:
             return stats
-        deadline = started + opts.lease_seconds * 0.8
+        # a tenth of the lease is kept back for clock granularity and the mark
+        lease_end = started + opts.lease_seconds * 0.9
         messages, releases = self._build(rows)
         attempts = {r.id: r.attempts for r in rows}
-        published, more = self._publish(messages, deadline, attempts)
+        published, more = self._publish(messages, lease_end, attempts)
         releases.extend(more)
         stats.published = len(published)
         stats.failed = sum(1 for r in releases if r.spend_attempt)
@@ -234,7 +235,7 @@ class Relay:
         )
 
     def _publish(
-        self, messages: list[OutboundMessage], deadline: float, attempts: dict[int, int]
+        self, messages: list[OutboundMessage], lease_end: float, attempts: dict[int, int]
     ) -> tuple[list[int], list[Release]]:
         if not messages:
             return [], []
@@ -247,7 +248,7 @@ class Relay:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="outbox-send")
             pool = self._pool
-        futures = [pool.submit(self._sender.send, b, deadline) for b in batches]
+        futures = [pool.submit(self._sender.send, b, lease_end) for b in batches]
         published: list[int] = []
         for fut in futures:
             outcome = fut.result()

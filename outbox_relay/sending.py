@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from . import metrics as m
+from ._lease_guard import lease_deadline
 from .envelope import deduplication_id, envelope_json, message_attributes, message_group_id, message_size
 from .exceptions import OutboxError, PublishError
 from .metrics import MetricsSink
@@ -170,37 +171,63 @@ class Sender:
         self._backoff = backoff
         self._pacer = pacer
         self._clock = clock
+        self._attempt_seconds: float | None = None
 
-    def send(self, batch: list[OutboundMessage], deadline: float) -> BatchOutcome:
+    def attempt_seconds(self) -> float:
+        """How much lease an attempt needs before it may start: the publisher's declared
+        bound, or 0 (refuse only past the lease) when it declares none or one too long for the
+        lease to leave any time to send, which is logged once."""
+        if self._attempt_seconds is None:
+            declared = float(getattr(self._publisher, "attempt_seconds", 0.0) or 0.0)
+            lease = self._options.lease_seconds
+            if declared > lease / 2:
+                log.warning(
+                    "one publish attempt may take %.1fs (the client's connect + read timeouts), over"
+                    " half the %.1fs lease: attempts are refused only once the lease is over, so a"
+                    " slow attempt may land after another relay re-sent its rows. Give the client"
+                    " shorter timeouts or raise RelayOptions.lease_seconds",
+                    declared,
+                    lease,
+                )
+                declared = 0.0
+            self._attempt_seconds = declared
+        return self._attempt_seconds
+
+    def send(self, batch: list[OutboundMessage], lease_end: float) -> BatchOutcome:
         if self._pacer is not None:
             self._pacer.wait()
-        if self._clock() > deadline:
-            # Our lease may have passed to another relay: sending now could overtake it.
+        needed = self.attempt_seconds()
+        if self._clock() + needed > lease_end:
+            # Our lease may pass to another relay before this request ends: sending now could
+            # overtake the rows' next owner.
             return _not_tried(batch, "LeaseExpired", "lease about to expire")
         started = time.perf_counter()
-        try:
-            outcome = self._publisher.publish_batch(batch)
-            self._backoff.succeeded()
-        except PublishError as exc:
-            if exc.request_level:
-                return self._request_failed(batch, exc)
-            # The service refused the request as a whole; find the entry at fault by sending
-            # them one by one, so that only its row is charged.
-            outcome = self._send_singly(batch, exc) if len(batch) > 1 else _rejected(batch, exc)
-        except Exception as exc:  # a publisher bug must not kill the relay or lose the rows
-            log.exception("publisher raised")
-            outcome = BatchOutcome(
-                failed=[
-                    EntryFailure(
-                        row_id=x.row_id, code=type(exc).__name__, reason=str(exc), maybe_delivered=True
-                    )
-                    for x in batch
-                ]
-            )
+        with lease_deadline(lease_end, self._clock, needed):  # the one-by-one resends too
+            try:
+                outcome = self._publisher.publish_batch(batch)
+                self._backoff.succeeded()
+            except PublishError as exc:
+                if exc.request_level:
+                    return self._request_failed(batch, exc)
+                # The service refused the request as a whole; find the entry at fault by sending
+                # them one by one, so that only its row is charged.
+                outcome = self._send_singly(batch, exc) if len(batch) > 1 else _rejected(batch, exc)
+            except Exception as exc:  # a publisher bug must not kill the relay or lose the rows
+                log.exception("publisher raised")
+                outcome = BatchOutcome(
+                    failed=[
+                        EntryFailure(
+                            row_id=x.row_id, code=type(exc).__name__, reason=str(exc), maybe_delivered=True
+                        )
+                        for x in batch
+                    ]
+                )
         self._metrics.timing(m.BATCH_LATENCY, (time.perf_counter() - started) * 1000)
         return outcome
 
     def _request_failed(self, batch: list[OutboundMessage], exc: PublishError) -> BatchOutcome:
+        if exc.cause == "lease":  # not the service's failure: no backoff, nothing spent
+            return _not_tried(batch, "LeaseExpired", str(exc), maybe_delivered=exc.maybe_delivered)
         delay = self._backoff.fail(short=exc.throttled)
         self._metrics.count(m.REQUEST_FAILED)
         if exc.throttled:

@@ -295,3 +295,66 @@ def test_late_resends_count_only_real_resends_and_each_row_once(engine, outbox, 
     result = survivor.drain(max_seconds=5)
     assert result.published == 1 and result.late_resends == 1
     assert survivor.metrics.counters["LateResends"] == 1  # type: ignore[attr-defined]
+
+
+def test_a_relay_stalled_between_its_lease_check_and_the_send_sends_nothing(
+    engine, outbox, sqs, queue_url
+):
+    """The relay passes its lease check, then stalls (here: 1.5 s inside the client, before the
+    request goes out) past its 1 s lease while another relay takes the rows over and sends
+    them. The stalled attempt must be refused at the wire (botocore's before-send), not sent
+    behind the new owner's messages, and it must cost the rows nothing."""
+    import threading
+
+    _fill(engine, outbox, groups=1, per_group=3)
+    stalled = FaultySqsClient(sqs, request_fault=lambda n: time.sleep(1.5) if n == 1 else None)
+    slow = _relay(engine, outbox, stalled, queue_url, lease_seconds=1, claim_size=1)
+    passer = threading.Thread(target=slow.run_once)
+    passer.start()
+    time.sleep(1.1)  # the stalled relay's lease is over: a live relay delivers seq 0, 1, 2
+    live = FaultySqsClient(sqs)
+    assert _relay(engine, outbox, live, queue_url).drain(max_seconds=5).published == 3
+    passer.join(10)
+    assert [json.loads(e.body)["payload"]["seq"] for e in live.sent] == [0, 1, 2]
+    assert stalled.sent == [], "the stalled relay sent after its lease had passed to another"
+    assert slow.metrics.counters.get("Failed", 0) == 0  # type: ignore[attr-defined]
+    assert [r for r in _rows(engine, outbox)] == [("published", 0)] * 3
+
+
+def test_an_attempt_that_could_outlast_the_lease_is_not_started(engine, outbox, aws_env):
+    """Our own client bounds one attempt at connect + read timeout (7 s): with 8 s of a 15 s
+    lease gone, a send could end after another relay re-sent the rows, so none starts; the
+    rows go back untouched. With the lease fresh, the same relay sends."""
+    from moto import mock_aws
+
+    import boto3
+
+    with mock_aws():
+        url = boto3.client("sqs", region_name="us-east-1").create_queue(
+            QueueName="lease.fifo", Attributes={"FifoQueue": "true"}
+        )["QueueUrl"]
+        publisher = SqsFifoPublisher(queue_url=url, region_name="us-east-1")
+        assert publisher.attempt_seconds == SqsFifoPublisher.CONNECT_TIMEOUT + SqsFifoPublisher.READ_TIMEOUT
+        now = [0.0]
+        relay = Relay(
+            engine=engine,
+            publisher=publisher,
+            options=RelayOptions(schema=outbox, listen=False, lease_seconds=15),
+            metrics=InMemoryMetrics(),
+            clock=lambda: now[0],
+        )
+        _fill(engine, outbox, groups=2, per_group=1)
+        original = relay._store.claim
+
+        def slow_claim(**kw: Any) -> Any:
+            result = original(**kw)
+            now[0] += 8.0  # the claim took 8 s of the lease (a lock wait, a GC pause...)
+            return result
+
+        relay._store.claim = slow_claim  # type: ignore[method-assign]
+        assert relay.run_once() == 0
+        assert [r.attempts for r in _rows(engine, outbox)] == [0, 0]
+        relay._store.claim = original  # type: ignore[method-assign]
+        with engine.begin() as c:  # make the rows claimable again at once
+            c.exec_driver_sql(f'UPDATE "{outbox}".outbox SET lease_expires_at = NULL, available_at = now()')
+        assert relay.run_once() == 2
