@@ -297,9 +297,7 @@ def test_late_resends_count_only_real_resends_and_each_row_once(engine, outbox, 
     assert survivor.metrics.counters["LateResends"] == 1  # type: ignore[attr-defined]
 
 
-def test_a_relay_stalled_between_its_lease_check_and_the_send_sends_nothing(
-    engine, outbox, sqs, queue_url
-):
+def test_a_relay_stalled_between_its_lease_check_and_the_send_sends_nothing(engine, outbox, sqs, queue_url):
     """The relay passes its lease check, then stalls (here: 1.5 s inside the client, before the
     request goes out) past its 1 s lease while another relay takes the rows over and sends
     them. The stalled attempt must be refused at the wire (botocore's before-send), not sent
@@ -325,9 +323,8 @@ def test_an_attempt_that_could_outlast_the_lease_is_not_started(engine, outbox, 
     """Our own client bounds one attempt at connect + read timeout (7 s): with 8 s of a 15 s
     lease gone, a send could end after another relay re-sent the rows, so none starts; the
     rows go back untouched. With the lease fresh, the same relay sends."""
-    from moto import mock_aws
-
     import boto3
+    from moto import mock_aws
 
     with mock_aws():
         url = boto3.client("sqs", region_name="us-east-1").create_queue(
