@@ -8,13 +8,13 @@ and the event commit together or not at all. :func:`enqueue_async` does the same
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-import sqlalchemy.orm
 
 from .envelope import SQS_MAX_MESSAGE_BYTES, dumps, estimated_size, message_group_id
 from .exceptions import (
@@ -281,7 +281,9 @@ def _sync_connection(target: Any) -> Any:
         raise UnsupportedTargetError(
             f"enqueue() got an async {type(target).__name__}: use `await enqueue_async(...)` instead"
         )
-    if isinstance(target, sa.orm.Session):
+    # A Session exists only once its caller imported the ORM: the writer never pays for it.
+    orm = sys.modules.get("sqlalchemy.orm")
+    if orm is not None and isinstance(target, orm.Session):
         target = target.connection()
     if isinstance(target, sa.Connection):
         dbapi = target.connection.dbapi_connection
