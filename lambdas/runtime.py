@@ -102,7 +102,7 @@ class Runtime:
                     import boto3
 
                     self._session = boto3.session.Session()
-                self._clients[service] = self._session.client(service)
+                self._clients[service] = self._session.client(service, config=_client_config(service))
             return self._clients[service]
 
     @property
@@ -253,3 +253,13 @@ class LazyHandler:
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         return get_runtime().cached_handler(self._factory)(event, context)
+
+
+def _client_config(service: str) -> Any:
+    """SQS clients publish for the relay: they get the relay's timeouts, so that an attempt
+    always fits inside a lease (see ``SqsFifoPublisher.client_config``)."""
+    if service != "sqs":
+        return None
+    from outbox_relay.publisher import SqsFifoPublisher
+
+    return SqsFifoPublisher.client_config()

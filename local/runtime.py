@@ -143,7 +143,9 @@ class LocalRuntime:
         _warm_moto_models()
         region = self.options.region
         session = boto3.session.Session(region_name=region)
-        self.clients = {s: session.client(s) for s in ("sqs", "stepfunctions", "dynamodb", "lambda")}
+        self.clients = {s: session.client(s) for s in ("stepfunctions", "dynamodb", "lambda")}
+        # the relay's own client settings, as in Lambda: its attempts fit inside a lease
+        self.clients["sqs"] = session.client("sqs", config=SqsFifoPublisher.client_config())
         sqs = self.clients["sqs"]
         dlq_name = self.options.queue_name.removesuffix(".fifo") + "-dlq.fifo"
         self.dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes={"FifoQueue": "true"})["QueueUrl"]

@@ -201,21 +201,12 @@ class SqsFifoPublisher:
             with self._lock:
                 if self._client is None:
                     import boto3
-                    from botocore.config import Config
 
-                    # The relay owns retries (per entry, with backoff and attempt counting),
-                    # so botocore keeps to one quick retry for connection blips.
                     self._client = boto3.client(
                         "sqs",
                         region_name=self._region_name,
                         endpoint_url=self._endpoint_url,
-                        config=Config(
-                            retries={"mode": "standard", "total_max_attempts": self.TOTAL_ATTEMPTS},
-                            connect_timeout=self.CONNECT_TIMEOUT,
-                            read_timeout=self.READ_TIMEOUT,
-                            max_pool_connections=64,
-                            parameter_validation=False,  # entries are built by the relay
-                        ),
+                        config=self.client_config(),
                     )
         client = self._client
         if self._guarded is not client:
@@ -228,6 +219,22 @@ class SqsFifoPublisher:
                     )
                     self._guarded = client
         return client
+
+    @classmethod
+    def client_config(cls) -> Any:
+        """The botocore ``Config`` of the client this publisher creates; pass it to a client you
+        build yourself (a session of your own, a Lambda runtime) to keep its guarantees."""
+        from botocore.config import Config
+
+        # The relay owns retries (per entry, with backoff and attempt counting), so botocore
+        # keeps to one quick retry for connection blips, and an attempt fits well in a lease.
+        return Config(
+            retries={"mode": "standard", "total_max_attempts": cls.TOTAL_ATTEMPTS},
+            connect_timeout=cls.CONNECT_TIMEOUT,
+            read_timeout=cls.READ_TIMEOUT,
+            max_pool_connections=64,
+            parameter_validation=False,  # entries are built by the relay
+        )
 
     @property
     def attempt_seconds(self) -> float:

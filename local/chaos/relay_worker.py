@@ -67,7 +67,14 @@ def build_relay(args: argparse.Namespace) -> Any:
         "sqs",
         region_name="us-east-1",
         endpoint_url=args.endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 2}, max_pool_connections=32),
+        # an attempt (connect + read) fits in half the 3 s chaos lease, so the lease guard is
+        # armed: a relay stalled past its lease refuses the attempt instead of sending late
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": 2},
+            connect_timeout=0.5,
+            read_timeout=1.0,
+            max_pool_connections=32,
+        ),
     )
     request_fault = None
     if args.fault_file:
