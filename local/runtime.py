@@ -138,6 +138,9 @@ class LocalRuntime:
 
         for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
             os.environ.setdefault(name, value)  # moto never checks them; botocore wants some
+        from ._moto_fixes import apply as fix_moto
+
+        fix_moto()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self._mock.start()
         _warm_moto_models()

@@ -85,6 +85,9 @@ def run_local_up(
     assert runtime.database_url is not None
     if database_url is None and data_dir is None:
         temp_data.extend(p for p in [_embedded_data_dir(runtime.database_url)] if p is not None)
+    from ._moto_fixes import apply as fix_moto
+
+    fix_moto()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=bool(verbose))
     server.start()
     endpoint = "http://{}:{}".format(*server.get_host_and_port())

@@ -13,6 +13,14 @@ import sqlalchemy as sa
 from outbox_relay.embedded import embedded_postgres_url, sqlalchemy_url
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # moto's SQS loses messages under concurrent deletes (saga_outbox.local._moto_fixes): every
+    # test that runs a relay and pollers on threads would otherwise be a flaky loss test
+    from saga_outbox.local._moto_fixes import apply
+
+    apply()
+
+
 @pytest.fixture(scope="session")
 def database_url() -> str:
     configured = os.environ.get("SAGA_OUTBOX_TEST_DATABASE_URL")

@@ -120,6 +120,9 @@ def run_chaos(
         event_source_threads=0,
     )
     runtime = LocalRuntime(app, local).start(run_workers=False)
+    from .._moto_fixes import apply as fix_moto
+
+    fix_moto()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     dedup = SqsDedupModel(history, queue_name=local.queue_name)
     relays: Relays | None = None
