@@ -39,10 +39,19 @@ from outbox_relay.replay import (
 )
 
 from .commands import AGGREGATE_TYPE
+from .exceptions import MalformedOrderEvent
 from .schema import DEFAULT_ORDERS_SCHEMA, OrderTables, order_tables
 from .steps import apply_order_event
 
-__all__ = ["PROJECTED_EVENTS", "ProjectionMismatch", "Verification", "rebuild", "switch", "verify"]
+__all__ = [
+    "PROJECTED_EVENTS",
+    "ProjectionMismatch",
+    "Verification",
+    "apply_order_events",
+    "rebuild",
+    "switch",
+    "verify",
+]
 
 #: the event types the OrderProjection workflow is routed (app.py)
 PROJECTED_EVENTS = ("OrderPlaced", "OrderConfirmed", "OrderCancelled")
@@ -70,6 +79,92 @@ def generation_tables(schema: str, generation: int) -> OrderTables:
     )
 
 
+def apply_order_events(conn: sa.Connection, tables: OrderTables, events: Sequence[ReplayedEvent]) -> int:
+    """:func:`~examples.orders.steps.apply_order_event` for a page of events in two statements
+    instead of three per event (a rebuild replays the whole history): the same rules, set-wise.
+    An event is recorded once per event id; it is applied when its version is above the read
+    model's and above every earlier (in outbox order) event of its order in the page; customer
+    and amount keep the last applied non-null value. :func:`verify` compares the result with
+    the live read model the per-event code built. Returns the number of events applied."""
+    rows = []
+    for seq, e in enumerate(events):
+        payload = json.loads(e.payload_json)
+        try:
+            order_id = uuid.UUID(str(payload["order_id"]))
+            version, status = int(payload["version"]), str(payload["status"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise MalformedOrderEvent(
+                f"event {e.event_id} has no order_id/version/status to project"
+            ) from exc
+        amount = payload.get("amount_cents")
+        rows.append(
+            (seq, e.event_id, order_id, e.event_type, version, status, payload.get("customer_id"), amount)
+        )
+    if not rows:
+        return 0
+    cols = list(zip(*rows, strict=True))
+    params = {
+        k: list(v)
+        for k, v in zip(("seq", "eid", "oid", "typ", "ver", "st", "cust", "amt"), cols, strict=True)
+    }
+    q = f'"{tables.schema}"'
+    view, seen = f"{q}.{tables.order_view.name}", f"{q}.{tables.order_view_events.name}"
+    page = (
+        "SELECT * FROM unnest(%(seq)s::int[], %(eid)s::uuid[], %(oid)s::uuid[], %(typ)s::text[], "
+        "%(ver)s::int[], %(st)s::text[], %(cust)s::text[], %(amt)s::bigint[]) "
+        "AS t(seq, event_id, order_id, event_type, version, status, customer_id, amount_cents)"
+    )
+    fresh = (
+        conn.exec_driver_sql(
+            f"INSERT INTO {seen} (event_id, order_id, event_type, version, applied) "
+            f"SELECT event_id, order_id, event_type, version, false FROM ({page}) AS p ORDER BY seq "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            params,
+        )
+        .scalars()
+        .all()
+    )
+    if not fresh:
+        return 0
+    lowest = "-2147483648"
+    applied = conn.exec_driver_sql(
+        f"""WITH page AS ({page}),
+        ranked AS (
+            SELECT p.*, v.version AS view_version,
+                   max(p.version) OVER (PARTITION BY p.order_id ORDER BY p.seq
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
+            FROM page p LEFT JOIN {view} v ON v.order_id = p.order_id
+            WHERE p.event_id = ANY(%(fresh)s::uuid[])),
+        applied AS (
+            SELECT * FROM ranked
+            WHERE version > greatest(coalesce(view_version, {lowest}), coalesce(prev_max, {lowest}))),
+        final AS (
+            SELECT order_id,
+                   (array_agg(status ORDER BY seq DESC))[1] AS status,
+                   (array_agg(version ORDER BY seq DESC))[1] AS version,
+                   (array_agg(event_id ORDER BY seq DESC))[1] AS last_event_id,
+                   (array_agg(customer_id ORDER BY seq DESC) FILTER (WHERE customer_id IS NOT NULL))[1]
+                       AS customer_id,
+                   (array_agg(amount_cents ORDER BY seq DESC) FILTER (WHERE amount_cents IS NOT NULL))[1]
+                       AS amount_cents
+            FROM applied GROUP BY order_id),
+        upsert AS (
+            INSERT INTO {view} AS v (order_id, customer_id, amount_cents, status, version, last_event_id)
+            SELECT order_id, customer_id, amount_cents, status, version, last_event_id FROM final
+            ON CONFLICT (order_id) DO UPDATE SET
+                status = excluded.status, version = excluded.version,
+                last_event_id = excluded.last_event_id,
+                customer_id = coalesce(excluded.customer_id, v.customer_id),
+                amount_cents = coalesce(excluded.amount_cents, v.amount_cents),
+                updated_at = now()
+            RETURNING 1)
+        UPDATE {seen} SET applied = true WHERE event_id IN (SELECT event_id FROM applied)
+        RETURNING event_id""",
+        {**params, "fresh": list(fresh)},
+    ).all()
+    return len(applied)
+
+
 def run_id(schema: str, generation: int) -> str:
     """The replay run of a generation: re-running :func:`rebuild` resumes it."""
     return f"rebuild-{schema}-order_view-g{_check_generation(generation)}"
@@ -91,14 +186,7 @@ def rebuild(
         gen.metadata.create_all(conn, checkfirst=True)
 
     def project(conn: sa.Connection, events: Sequence[ReplayedEvent]) -> None:
-        for e in events:
-            apply_order_event(
-                conn,
-                gen,
-                event_id=uuid.UUID(e.event_id),
-                event_type=e.event_type,
-                payload=json.loads(e.payload_json),
-            )
+        apply_order_events(conn, gen, events)
 
     return replay(
         engine,

@@ -70,6 +70,8 @@ def history(n_orders: int, *, seed: int = 3) -> list[dict[str, Any]]:
     events.insert(
         3, _event(placed[0]["aggregate_key"], "OrderAudited", {"order_id": placed[0]["aggregate_key"]})
     )
+    stale = {**placed[1]["payload"], "customer_id": "someone-else"}  # a late v1: recorded, not applied
+    events.append(_event(placed[1]["aggregate_key"], "OrderPlaced", stale))
     return events
 
 
@@ -122,6 +124,12 @@ def test_rebuild_verify_switch_equals_the_live_projection(engine, outbox, orders
     v = verify(engine, generation=2, schema=orders_schema)
     assert v.equal and (v.live_rows, v.rebuilt_rows) == (120, 120) and v.live_events == v.rebuilt_events
     assert rows(engine, f"{q}.order_view__g2") == before
+    with engine.connect() as conn:  # the page-wise projection records and applies as the per-event one
+        flags = [
+            sorted(conn.exec_driver_sql(f"SELECT event_id, version, applied FROM {q}.{t}").all())
+            for t in ("order_view_events", "order_view_events__g2")
+        ]
+    assert flags[0] == flags[1] and sum(not applied for _, _, applied in flags[0]) == 1
 
     # traffic after the rebuild read the outbox: the live projection gets it, the switch catches up
     oid = before[0][0]
@@ -168,15 +176,16 @@ def test_a_failed_rebuild_resumes_and_applies_each_event_once(engine, outbox, or
     import examples.orders.projection_rebuild as module
 
     calls = {"n": 0}
-    real = module.apply_order_event
+    real = module.apply_order_events
 
-    def crashes_once(*args: Any, **kwargs: Any) -> Any:
+    def crashes_once(conn: Any, tables: Any, page: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 40:
+        applied = real(conn, tables, page)  # written, then lost with the transaction
+        if calls["n"] == 3:
             raise ConnectionError("lost the database mid-page")
-        return real(*args, **kwargs)
+        return applied
 
-    monkeypatch.setattr(module, "apply_order_event", crashes_once)
+    monkeypatch.setattr(module, "apply_order_events", crashes_once)
     with pytest.raises(ReplayDeliveryError, match="lost the database mid-page"):
         rebuild(engine, generation=3, schema=orders_schema, outbox_schema=outbox, page_size=15)
     resumed = rebuild(engine, generation=3, schema=orders_schema, outbox_schema=outbox, page_size=15)
