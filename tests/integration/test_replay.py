@@ -515,3 +515,26 @@ def test_cli_replay_resumes_after_a_kill_and_delivers_each_event_once(engine, da
         assert_once_in_order(receive_all(sqs, queue_url), events)
     finally:
         server.stop()
+
+
+def test_the_replay_bench_runs_tiny_and_reports_the_window(database_url):
+    """bench.replay at a few hundred events: seeds the archive, rebuilds, verifies, and the
+    report carries replay_events_per_s with the 72-hour window arithmetic."""
+    from bench.common import make_ctx
+    from bench.replay import WINDOW_EVENTS, run, window_arithmetic
+    from bench.report import summarize, table
+
+    ctx = make_ctx(database_url, quick=True)
+    ctx.log = lambda *a: None
+    try:
+        raw = {"replay": run(ctx, events=400)}
+    finally:
+        ctx.engine.dispose()
+    assert raw["replay"]["rebuilt_rows"] == 200 and raw["replay"]["events_per_s"] > 0
+    out = summarize(raw)
+    assert out["replay_events_per_s"]["value"] == raw["replay"]["events_per_s"]
+    assert "replay 72 h window" in table({**out, "raw": raw})
+    assert WINDOW_EVENTS == 2_073_600_000
+    # the published figure: 47 minutes on 12 consumers is 61,277 events/s per consumer
+    w = window_arithmetic(61_277)
+    assert w["published_events_per_s_per_consumer"] == 61_277 and w["minutes_12_consumers"] == 47.0
