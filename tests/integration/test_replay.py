@@ -538,3 +538,21 @@ def test_the_replay_bench_runs_tiny_and_reports_the_window(database_url):
     # the published figure: 47 minutes on 12 consumers is 61,277 events/s per consumer
     w = window_arithmetic(61_277)
     assert w["published_events_per_s_per_consumer"] == 61_277 and w["minutes_12_consumers"] == 47.0
+
+
+def test_cli_replay_prints_plain_progress_and_a_summary(
+    engine, database_url, outbox, sqs, replay_queue, capsys
+):
+    """Not a terminal (pytest captures stderr): plain progress lines, no Rich; then the summary."""
+    events = seed_published(engine, outbox, 25)
+    args = ["outbox", "replay", "--database-url", database_url, "--schema", outbox, "--run-id", "plain"]
+    assert main([*args, "--queue-url", replay_queue, "--page-size", "10"]) == 0
+    captured = capsys.readouterr()
+    assert "replay plain: 0/25 (0%) delivered, last row 0" in captured.err
+    assert f"replay plain: 25/25 (100%) delivered, last row {events[-1]['row_id']}" in captured.err
+    assert "\x1b[" not in captured.err  # no terminal control sequences
+    assert (
+        "replay run 'plain' finished" in captured.out
+        and "delivered by the run              25" in captured.out
+    )
+    assert len(receive_all(sqs, replay_queue)) == 25
