@@ -198,6 +198,7 @@ class _PlainProgress:
 
 class _RichProgress:
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
@@ -205,6 +206,7 @@ class _RichProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout keeps the summary alone
             transient=False,
         )
         self._task: Any = None
