@@ -28,6 +28,7 @@ BENCHMARKS = [
     "dispatcher",
     "local_runtime",
     "enqueue",
+    "replay",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         "enqueue of the same id publishes nothing (0: forget at once)",
     )
     p.set_defaults(func=_cmd_purge)
+    from ._replay_cli import add_replay_parser
+
+    add_replay_parser(osub, _add_db)
 
     for ep in sorted(entry_points(group="saga_outbox.commands"), key=lambda e: e.name):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -17,6 +18,7 @@ __all__ = [
     "OutboxEnvelope",
     "deduplication_id",
     "message_group_id",
+    "replay_deduplication_id",
 ]
 
 #: SQS allows 1 MiB per message (body + attributes) and per SendMessageBatch request.
@@ -32,6 +34,14 @@ def deduplication_id(event_id: uuid.UUID | str) -> str:
     if isinstance(event_id, uuid.UUID):
         return str(event_id)
     return str(uuid.UUID(str(event_id)))
+
+
+def replay_deduplication_id(run_id: str, event_id: uuid.UUID | str) -> str:
+    """The MessageDeduplicationId of an event re-published by replay run ``run_id``: distinct
+    from the original's (SQS would drop the replay inside its 5-minute window otherwise) and
+    from other runs', yet the same on every retry and resume of one run."""
+    digest = hashlib.sha256(f"{run_id}\x00{deduplication_id(event_id)}".encode()).hexdigest()
+    return f"replay-{digest[:64]}"
 
 
 def message_group_id(aggregate_type: str, aggregate_key: str) -> str:
@@ -64,6 +74,13 @@ class OutboxEnvelope:
     occurred_at: datetime
     payload: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: set on a re-publication by ``saga-outbox outbox replay``: ``{"run_id": ...}``; None on
+    #: the original (whose body then has no ``replay`` key, as before replay existed)
+    replay: Mapping[str, str] | None = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.replay is not None
 
     @property
     def group_id(self) -> str:
@@ -83,6 +100,9 @@ class OutboxEnvelope:
             occurred_at=self.occurred_at,
             headers_json=dumps(dict(self.headers), what="headers", event_id=eid),
             payload_json=dumps(self.payload, what="payload", event_id=eid),
+            replay_json=None
+            if self.replay is None
+            else dumps(dict(self.replay), what="replay", event_id=eid),
         )
 
     @classmethod
@@ -97,6 +117,7 @@ class OutboxEnvelope:
                 occurred_at=datetime.fromisoformat(data["occurred_at"]),
                 headers=data.get("headers") or {},
                 payload=data["payload"],
+                replay=data.get("replay"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidEventError(f"not an outbox envelope: {str(body)[:200]!r} ({exc})") from exc
@@ -111,15 +132,18 @@ def envelope_json(
     occurred_at: datetime,
     headers_json: str,
     payload_json: str,
+    replay_json: str | None = None,
 ) -> str:
     """The body, with headers and payload given as JSON text (the relay passes the jsonb text
-    PostgreSQL returns: no parse and re-dump per row)."""
+    PostgreSQL returns: no parse and re-dump per row). ``replay_json`` (replays only) adds the
+    ``replay`` key last, so an original's body is byte for byte what it was before replay."""
     occurred = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
     return (
         f'{{"event_id":"{event_id}","event_type":{json.dumps(event_type, ensure_ascii=False)},'
         f'"aggregate_type":{json.dumps(aggregate_type, ensure_ascii=False)},'
         f'"aggregate_key":{json.dumps(aggregate_key, ensure_ascii=False)},'
-        f'"occurred_at":"{occurred}","headers":{headers_json},"payload":{payload_json}}}'
+        f'"occurred_at":"{occurred}","headers":{headers_json},"payload":{payload_json}'
+        + ("}" if replay_json is None else f',"replay":{replay_json}}}')
     )
 
 

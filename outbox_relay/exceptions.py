@@ -29,6 +29,10 @@ __all__ = [
     "PublishError",
     "QueueNotFifoError",
     "QueueNotFoundError",
+    "ReplayDeliveryError",
+    "ReplayError",
+    "ReplayRunBusyError",
+    "ReplayRunMismatchError",
     "SchemaNameError",
     "UnsupportedTargetError",
 ]
@@ -166,3 +170,20 @@ class PublishError(OutboxError):
     @property
     def request_level(self) -> bool:
         return self.cause != "rejected"
+
+
+class ReplayError(OutboxError):
+    """A replay (``outbox_relay.replay``) could not start or go on."""
+
+
+class ReplayRunMismatchError(ReplayError, ConfigurationError):
+    """A run id was reused with another selection or destination than the run it names."""
+
+
+class ReplayRunBusyError(ReplayError):
+    """Another process holds this replay run's checkpoint (it is running now)."""
+
+
+class ReplayDeliveryError(ReplayError):
+    """The destination refused events of a page for good; the checkpoint stays before them,
+    so the same run resumes from that page."""

@@ -127,6 +127,26 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE TABLE {s}.outbox_archive (LIKE {s}.outbox INCLUDING DEFAULTS)",
         ),
     ),
+    (
+        2,
+        (
+            # One row per replay run (outbox_relay.replay): the last row id it delivered,
+            # advanced in the transaction that records the delivery, so a resumed run (same
+            # run_id) starts after it. selection/destination pin what the run replays.
+            """CREATE TABLE {s}.replay_checkpoints (
+                run_id text PRIMARY KEY,
+                selection jsonb NOT NULL,
+                destination text NOT NULL,
+                last_id bigint NOT NULL DEFAULT 0,
+                replayed bigint NOT NULL DEFAULT 0,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                finished_at timestamptz
+            )""",
+            # replay pages the archive by id (keyset), merged with the live table's primary key
+            "CREATE INDEX outbox_archive_id_idx ON {s}.outbox_archive (id)",
+        ),
+    ),
 )
 
 

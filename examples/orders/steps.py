@@ -16,7 +16,7 @@ reads the ``simulate`` flags the order command put in the ``OrderPlaced`` payloa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from .schema import OrderTables
 
 __all__ = [
     "FaultInjector",
+    "apply_order_event",
     "cancel_order",
     "cancel_shipment",
     "charge_payment",
@@ -269,18 +270,33 @@ def cancel_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- projections
 def project_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
     """Apply an order event to ``order_view`` once per event id, and only if newer."""
-    task = ctx
-    order_id, event_id = _order_id(task), task.event_id
+    return apply_order_event(
+        ctx.conn, tables, event_id=ctx.event_id, event_type=ctx.event_type, payload=ctx.payload
+    )
+
+
+def apply_order_event(
+    conn: sa.Connection,
+    tables: OrderTables,
+    *,
+    event_id: uuid.UUID,
+    event_type: str,
+    payload: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The projection itself, on any ``tables`` (the live read model or a generation being
+    rebuilt by :mod:`examples.orders.projection_rebuild`) inside the caller's transaction."""
     try:
-        version, status = int(task.payload["version"]), str(task.payload["status"])
+        order_id = uuid.UUID(str(payload["order_id"]))
+    except (KeyError, ValueError) as exc:
+        raise MalformedOrderEvent(f"{event_type} event {event_id} has no order_id") from exc
+    try:
+        version, status = int(payload["version"]), str(payload["status"])
     except (KeyError, ValueError, TypeError) as exc:
         raise MalformedOrderEvent(f"event {event_id} has no version/status to project") from exc
     seen = tables.order_view_events
-    first_time = ctx.conn.execute(
+    first_time = conn.execute(
         pg_insert(seen)
-        .values(
-            event_id=event_id, order_id=order_id, event_type=task.event_type, version=version, applied=False
-        )
+        .values(event_id=event_id, order_id=order_id, event_type=event_type, version=version, applied=False)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(seen.c.event_id)
     ).first()
@@ -289,13 +305,13 @@ def project_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
     view = tables.order_view
     stmt = pg_insert(view).values(
         order_id=order_id,
-        customer_id=task.payload.get("customer_id"),
-        amount_cents=task.payload.get("amount_cents"),
+        customer_id=payload.get("customer_id"),
+        amount_cents=payload.get("amount_cents"),
         status=status,
         version=version,
         last_event_id=event_id,
     )
-    applied = ctx.conn.execute(
+    applied = conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["order_id"],
             set_={
@@ -310,7 +326,7 @@ def project_order(ctx: StepContext, *, tables: OrderTables) -> dict[str, Any]:
         ).returning(view.c.order_id)
     ).first()
     if applied is not None:
-        ctx.conn.execute(seen.update().where(seen.c.event_id == event_id).values(applied=True))
+        conn.execute(seen.update().where(seen.c.event_id == event_id).values(applied=True))
     return {
         "order_id": str(order_id),
         "event_id": str(event_id),
