@@ -15,12 +15,14 @@ and the leases move only when a ``time_passes`` step says so, so a run is determ
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ReadTimeoutError
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -39,6 +42,9 @@ from hypothesis.stateful import (
 )
 
 from outbox_relay import (
+    BatchOutcome,
+    OutboundMessage,
+    Publisher,
     Relay,
     RelayOptions,
     SqsFifoPublisher,
@@ -150,7 +156,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.relays = [
             Relay(
                 engine=engine,
-                publisher=SqsFifoPublisher(queue_url=self.queue_url, sqs_client=client),
+                publisher=self.publisher_for(client),
                 options=RelayOptions(
                     schema=schema,
                     relay_id=f"relay{i}",
@@ -181,6 +187,9 @@ class OutboxMachine(RuleBasedStateMachine):
         self.rolled_back: set[str] = set()
         self.ever_dead: set[str] = set()
         self.ever_published: set[str] = set()
+
+    def publisher_for(self, client: FaultySqsClient) -> Publisher:
+        return SqsFifoPublisher(queue_url=self.queue_url, sqs_client=client)
 
     # -- writers ---------------------------------------------------------------------------
     @initialize(aggregates=st.lists(st.sampled_from(AGGREGATES), min_size=1, max_size=6))
@@ -418,8 +427,12 @@ class OutboxMachine(RuleBasedStateMachine):
             )
 
     def teardown(self) -> None:
+        # Hypothesis calls teardown from a ``finally``: after a failed step, only clean up, so
+        # that the failure shrinks as itself and is not reported a second time from here.
+        failed = sys.exc_info()[1] is not None
         try:
-            self._settle()
+            if not failed:
+                self._settle()
         finally:
             self._close()
 
@@ -457,3 +470,65 @@ class OutboxMachine(RuleBasedStateMachine):
 
 def test_the_outbox_guarantees_hold_in_every_interleaving(engine, outbox, sqs, hypothesis_settings):
     run_state_machine_as_test(lambda: OutboxMachine(engine, outbox, sqs), settings=hypothesis_settings)
+
+
+# -- the checks catch what they are for: the same machine over deliberately broken senders --
+class _Broken:
+    """A publisher wrapper that breaks one rule of the relay's contract with SQS."""
+
+    max_batch_entries = SqsFifoPublisher.max_batch_entries
+    max_batch_bytes = SqsFifoPublisher.max_batch_bytes
+
+    def __init__(self, inner: SqsFifoPublisher) -> None:
+        self.inner = inner
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        raise NotImplementedError
+
+
+class _ReportsDroppedEntriesSent(_Broken):
+    """Sends all but the last entry of a batch, reports them all sent."""
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        if len(messages) > 1:
+            self.inner.publish_batch(messages[:-1])
+            return BatchOutcome(succeeded=[m.row_id for m in messages])
+        return self.inner.publish_batch(messages)
+
+
+class _FreshDeduplicationIds(_Broken):
+    """A new MessageDeduplicationId on every send: SQS cannot drop a re-send."""
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        fresh = [dataclasses.replace(m, deduplication_id=uuid.uuid4().hex) for m in messages]
+        return self.inner.publish_batch(fresh)
+
+
+class _ReversedBatches(_Broken):
+    """Sends a batch's entries in reverse: a group's rows arrive last first."""
+
+    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
+        return self.inner.publish_batch(list(reversed(messages)))
+
+
+@pytest.mark.parametrize(
+    ("broken", "caught"),
+    [
+        (_ReportsDroppedEntriesSent, "marked published that SQS never accepted"),
+        (_FreshDeduplicationIds, "sent with MessageDeduplicationId"),
+        (_ReversedBatches, "are not its commit order"),
+    ],
+)
+def test_the_machine_catches_a_broken_sender(engine, outbox, sqs, hypothesis_settings, broken, caught):
+    class Machine(OutboxMachine):
+        def publisher_for(self, client: FaultySqsClient) -> Publisher:
+            return broken(super().publisher_for(client))
+
+    # Stops at the first failure; no shrinking here (minutes of database round trips), the
+    # property test above shrinks its own failures.
+    budget = settings(hypothesis_settings, max_examples=200, phases=[Phase.generate])
+    with pytest.raises(AssertionError, match=caught):
+        run_state_machine_as_test(lambda: Machine(engine, outbox, sqs), settings=budget)
