@@ -29,7 +29,7 @@ _COMMON: dict[str, Any] = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 settings.register_profile("outbox-test", max_examples=20, stateful_step_count=30, **_COMMON)
-settings.register_profile("fuzz", max_examples=400, stateful_step_count=60, **_COMMON)
+settings.register_profile("fuzz", max_examples=300, stateful_step_count=50, **_COMMON)
 
 
 @pytest.fixture

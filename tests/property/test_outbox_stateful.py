@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ReadTimeoutError
-from hypothesis import Phase, settings
+from hypothesis import Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -43,6 +43,7 @@ from hypothesis.stateful import (
 
 from outbox_relay import (
     BatchOutcome,
+    InMemoryMetrics,
     OutboundMessage,
     Publisher,
     Relay,
@@ -54,6 +55,7 @@ from outbox_relay import (
     purge_published,
     retry_dead,
 )
+from outbox_relay.metrics import LEASE_LOST
 from outbox_relay.testing import FaultySqsClient, client_error, endpoint_unreachable
 from saga_outbox.local.chaos.history import DEDUP_WINDOW_SECONDS, History, SqsDedupModel
 
@@ -153,6 +155,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.clients = [
             FaultySqsClient(sqs, request_fault=f.before_call, after_send=f.after_call) for f in self.faults
         ]
+        self.metrics = [InMemoryMetrics() for _ in ROWS_PER_GROUP]
         self.relays = [
             Relay(
                 engine=engine,
@@ -172,9 +175,12 @@ class OutboxMachine(RuleBasedStateMachine):
                     backoff_base_seconds=1e-6,
                     backoff_max_seconds=1e-6,
                 ),
+                metrics=metrics,
                 clock=self.clock,
             )
-            for i, (client, rpg) in enumerate(zip(self.clients, ROWS_PER_GROUP, strict=True))
+            for i, (client, metrics, rpg) in enumerate(
+                zip(self.clients, self.metrics, ROWS_PER_GROUP, strict=True)
+            )
         ]
         self.stalled: dict[int, threading.Thread] = {}
         self.thread_errors: list[BaseException] = []
@@ -455,6 +461,17 @@ class OutboxMachine(RuleBasedStateMachine):
         accepted = {s.event_id for s in self.history.sends}
         lost = sorted(self._name(e) for e in self.aggregate_of if e not in accepted)
         assert not lost, f"committed events never accepted by SQS after the final drain: {lost}"
+        self._report_coverage()
+
+    def _report_coverage(self) -> None:
+        """What the run reached, for ``--hypothesis-show-statistics`` (make fuzz prints it)."""
+        outcomes = {s.outcome for s in self.history.sends}
+        event(f"re-send dropped inside the dedup window: {'dedup_dropped' in outcomes}")
+        event(f"re-send delivered after the window: {'late_enqueued' in outcomes}")
+        taken_over = sum(m.counters.get(LEASE_LOST, 0) for m in self.metrics)
+        event(f"a relay's lease was taken over: {taken_over > 0}")
+        event(f"a row died: {bool(self.ever_dead)}")
+        event(f"committed events: {min(len(self.aggregate_of) // 5 * 5, 20)}+")
 
     def _close(self) -> None:
         for faults in self.faults:
