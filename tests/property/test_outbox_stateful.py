@@ -6,23 +6,22 @@ checks what the outbox promises, and shrinks any failure to a minimal interleavi
 
 What is real: PostgreSQL (the embedded server), the writer, ``Relay.run_once`` (one step = one
 claim/publish/mark round), ``SqsFifoPublisher`` over a boto3 client, moto's SQS. Faults come
-from ``outbox_relay.testing.FaultySqsClient``. moto has no 5-minute deduplication window (it
-dedups only against messages still in the queue), so the chaos harness's ``SqsDedupModel``
-models SQS's: a repeated MessageDeduplicationId within the window is accepted but dropped,
-after it it is enqueued again; it records every accepted entry. Its clock, the relays' clocks
-and the leases move only when a ``time_passes`` step says so, so a run is deterministic.
+from ``outbox_relay.testing.FaultySqsClient`` (its hooks: ``fake_sqs.py``). moto has no
+5-minute deduplication window (it dedups only against messages still in the queue), so the
+chaos harness's ``SqsDedupModel`` models SQS's: a repeated MessageDeduplicationId within the
+window is accepted but dropped, after it it is enqueued again; it records every accepted entry.
+Its clock, the relays' clocks and the leases move only when a ``time_passes`` step says so, so
+a run is deterministic.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ReadTimeoutError
+from fake_sqs import BROKEN_SENDERS, Crash, RelayFaults, VirtualClock
 from hypothesis import Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -42,9 +42,7 @@ from hypothesis.stateful import (
 )
 
 from outbox_relay import (
-    BatchOutcome,
     InMemoryMetrics,
-    OutboundMessage,
     Publisher,
     Relay,
     RelayOptions,
@@ -81,50 +79,6 @@ OUTCOMES = (
 )
 #: how a request held in flight past its lease ends
 RESUMES = ("delivered", "answer_lost", "never_arrived")
-
-
-class Crash(BaseException):
-    """The relay process dies: not an Exception, so no layer of the relay may swallow it."""
-
-
-class VirtualClock:
-    """Seconds that pass only when a step says so (the relays' clock and the dedup model's)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
-@dataclass
-class RelayFaults:
-    """The hooks of one relay's FaultySqsClient: a request-level fault for its next calls, a
-    fault after SQS accepted, and a one-shot stall that parks the next request in flight."""
-
-    request: Callable[[], BaseException] | None = None
-    after_accept: Callable[[], BaseException] | None = None
-    stall: bool = False
-    parked: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def before_call(self, _call: int) -> BaseException | None:
-        if self.stall:
-            self.stall = False
-            self.parked.set()
-            if not self.release.wait(60):
-                return RuntimeError("a stalled request was never resumed")
-        return self.request() if self.request else None
-
-    def after_call(self, _entries: list[dict[str, Any]]) -> None:
-        if self.after_accept is not None:
-            raise self.after_accept()
-
-    def clear(self) -> None:
-        self.request = self.after_accept = None
-        self.stall = False
-        self.parked.clear()
-        self.release.clear()
 
 
 @dataclass
@@ -489,56 +443,8 @@ def test_the_outbox_guarantees_hold_in_every_interleaving(engine, outbox, sqs, h
     run_state_machine_as_test(lambda: OutboxMachine(engine, outbox, sqs), settings=hypothesis_settings)
 
 
-# -- the checks catch what they are for: the same machine over deliberately broken senders --
-class _Broken:
-    """A publisher wrapper that breaks one rule of the relay's contract with SQS."""
-
-    max_batch_entries = SqsFifoPublisher.max_batch_entries
-    max_batch_bytes = SqsFifoPublisher.max_batch_bytes
-
-    def __init__(self, inner: SqsFifoPublisher) -> None:
-        self.inner = inner
-
-    def check(self) -> None:
-        self.inner.check()
-
-    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
-        raise NotImplementedError
-
-
-class _ReportsDroppedEntriesSent(_Broken):
-    """Sends all but the last entry of a batch, reports them all sent."""
-
-    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
-        if len(messages) > 1:
-            self.inner.publish_batch(messages[:-1])
-            return BatchOutcome(succeeded=[m.row_id for m in messages])
-        return self.inner.publish_batch(messages)
-
-
-class _FreshDeduplicationIds(_Broken):
-    """A new MessageDeduplicationId on every send: SQS cannot drop a re-send."""
-
-    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
-        fresh = [dataclasses.replace(m, deduplication_id=uuid.uuid4().hex) for m in messages]
-        return self.inner.publish_batch(fresh)
-
-
-class _ReversedBatches(_Broken):
-    """Sends a batch's entries in reverse: a group's rows arrive last first."""
-
-    def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
-        return self.inner.publish_batch(list(reversed(messages)))
-
-
-@pytest.mark.parametrize(
-    ("broken", "caught"),
-    [
-        (_ReportsDroppedEntriesSent, "marked published that SQS never accepted"),
-        (_FreshDeduplicationIds, "sent with MessageDeduplicationId"),
-        (_ReversedBatches, "are not its commit order"),
-    ],
-)
+# The checks catch what they are for: the same machine over deliberately broken senders.
+@pytest.mark.parametrize(("broken", "caught"), BROKEN_SENDERS, ids=lambda v: getattr(v, "__name__", ""))
 def test_the_machine_catches_a_broken_sender(engine, outbox, sqs, hypothesis_settings, broken, caught):
     class Machine(OutboxMachine):
         def publisher_for(self, client: FaultySqsClient) -> Publisher:
