@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ReadTimeoutError
 from fake_sqs import BROKEN_SENDERS, Crash, RelayFaults, VirtualClock
-from hypothesis import Phase, event, settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -94,8 +94,10 @@ class Writer:
 
 
 class OutboxMachine(RuleBasedStateMachine):
-    def __init__(self, engine: sa.Engine, schema: str, sqs: Any) -> None:
+    def __init__(self, engine: sa.Engine, schema: str, sqs: Any, reach: Counter[str] | None = None) -> None:
         super().__init__()
+        self.reach: Counter[str] = reach if reach is not None else Counter()
+        self.stalls = 0
         self.engine, self.schema = engine, schema
         with engine.begin() as conn:
             conn.exec_driver_sql(f'TRUNCATE "{schema}".outbox, "{schema}".outbox_archive')
@@ -287,6 +289,7 @@ class OutboxMachine(RuleBasedStateMachine):
                 break
         if faults.parked.is_set():
             self.stalled[i] = thread
+            self.stalls += 1
         else:  # nothing to claim: the pass ended without a request
             thread.join()
             faults.clear()
@@ -341,6 +344,7 @@ class OutboxMachine(RuleBasedStateMachine):
 
     @invariant()
     def guarantees_hold(self) -> None:
+        self.reach["checks (one per step)"] += 1
         if self.thread_errors:
             raise self.thread_errors[0]
         with self.engine.connect() as conn:
@@ -390,6 +394,7 @@ class OutboxMachine(RuleBasedStateMachine):
         # Hypothesis calls teardown from a ``finally``: after a failed step, only clean up, so
         # that the failure shrinks as itself and is not reported a second time from here.
         failed = sys.exc_info()[1] is not None
+        self.reach["examples"] += 1
         try:
             if not failed:
                 self._settle()
@@ -418,14 +423,19 @@ class OutboxMachine(RuleBasedStateMachine):
         self._report_coverage()
 
     def _report_coverage(self) -> None:
-        """What the run reached, for ``--hypothesis-show-statistics`` (make fuzz prints it)."""
-        outcomes = {s.outcome for s in self.history.sends}
-        event(f"re-send dropped inside the dedup window: {'dedup_dropped' in outcomes}")
-        event(f"re-send delivered after the window: {'late_enqueued' in outcomes}")
-        taken_over = sum(m.counters.get(LEASE_LOST, 0) for m in self.metrics)
-        event(f"a relay's lease was taken over: {taken_over > 0}")
-        event(f"a row died: {bool(self.ever_dead)}")
-        event(f"committed events: {min(len(self.aggregate_of) // 5 * 5, 20)}+")
+        """What the example reached, summed over a run into ``self.reach`` (make fuzz prints it)."""
+        outcomes = [s.outcome for s in self.history.sends]
+        self.reach["examples settled"] += 1
+        self.reach["events committed"] += len(self.aggregate_of)
+        self.reach["events rolled back"] += len(self.rolled_back)
+        self.reach["entries accepted by SQS"] += len(outcomes)
+        self.reach["re-sends dropped inside the window"] += outcomes.count("dedup_dropped")
+        self.reach["re-sends delivered after the window"] += outcomes.count("late_enqueued")
+        self.reach["rows whose lease another relay took"] += int(
+            sum(m.counters.get(LEASE_LOST, 0) for m in self.metrics)
+        )
+        self.reach["rows that died"] += len(self.ever_dead)
+        self.reach["examples with a stalled request"] += int(self.stalls > 0)
 
     def _close(self) -> None:
         for faults in self.faults:
@@ -440,7 +450,14 @@ class OutboxMachine(RuleBasedStateMachine):
 
 
 def test_the_outbox_guarantees_hold_in_every_interleaving(engine, outbox, sqs, hypothesis_settings):
-    run_state_machine_as_test(lambda: OutboxMachine(engine, outbox, sqs), settings=hypothesis_settings)
+    reach: Counter[str] = Counter()
+    started = time.monotonic()
+    run_state_machine_as_test(lambda: OutboxMachine(engine, outbox, sqs, reach), settings=hypothesis_settings)
+    # Hypothesis's own statistics do not cover run_state_machine_as_test: say what was run
+    # (shown with -s, as make fuzz does)
+    print(f"\nstateful outbox property, {time.monotonic() - started:.0f} s:")
+    for name, n in reach.items():
+        print(f"  {name}: {n}")
 
 
 # The checks catch what they are for: the same machine over deliberately broken senders.
