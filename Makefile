@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: demo test lint bench check-infra chaos local-up clean
+.PHONY: demo test lint bench check-infra chaos fuzz local-up clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -41,6 +41,13 @@ check-infra: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/saga-outbox chaos --app examples.orders.app:app --scenario examples.orders.chaos:scenario
+
+# The stateful property test of the outbox (tests/property) with hundreds of examples instead
+# of make test's few dozen (~13 min on 2 loaded cores: past pytest's 600 s per-test timeout);
+# it prints what the examples reached; Hypothesis prints the shrunk interleaving of any failure.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/property -p no:cacheprovider \
+		-k every_interleaving --timeout 3600 -s
 
 local-up: $(STAMP)
 	$(BIN)/saga-outbox local up --app examples.orders.app:app
