@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from examples.orders.api import handle_http
 from examples.orders.app import create_app
-from outbox_relay import outbox_table
+from outbox_relay import EventIdConflictError, InvalidTraceHeaderError, enqueue, migrate, outbox_table
 from saga_outbox.inspector.cli import main as inspector_main
 from saga_outbox.local.lambda_bridge import LocalLambdaContext
 from saga_outbox.local.runtime import LocalOptions, LocalRuntime
@@ -242,3 +242,38 @@ def test_a_request_without_a_trace_sends_none(
         assert all("X-Amzn-Trace-Id" not in h and "traceparent" not in h for h in headers), headers
     finally:
         runtime.stop()
+
+
+def test_enqueue_records_the_ambient_trace_unless_given_one(
+    engine: sa.Engine, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(engine, schema=schema)
+    t = outbox_table(schema)
+    event = {
+        "aggregate_type": "order",
+        "aggregate_key": "1",
+        "event_type": "OrderPlaced",
+        "payload": {"a": 1},
+    }
+    mine = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", REQUEST_TRACE)
+    with engine.begin() as conn:
+        first = enqueue(conn, **event, schema=schema)
+        given = enqueue(conn, **event, headers={"traceparent": mine}, schema=schema)
+        # refused before any SQL, naming the value; the caller's transaction stays usable
+        with pytest.raises(InvalidTraceHeaderError, match=r"'traceparent'.*'not-a-trace'"):
+            enqueue(conn, **event, headers={"traceparent": "not-a-trace"}, schema=schema)
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    # a retry of the same event under another request's trace is the same event, not a conflict
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", OTHER_TRACE)
+    with engine.begin() as conn:
+        assert enqueue(conn, **event, event_id=first, schema=schema) == first
+    with engine.connect() as conn:
+        headers = dict(conn.execute(sa.select(t.c.event_id, t.c.headers)).all())
+    assert headers == {
+        first: {"X-Amzn-Trace-Id": f"Root={REQUEST_ROOT};Parent=53995c3f42cd8ad8;Sampled=1"},
+        given: {"traceparent": mine},
+    }
+    # other headers still tell two events apart
+    with engine.begin() as conn, pytest.raises(EventIdConflictError):
+        enqueue(conn, **event, event_id=first, headers={"causation_id": "x"}, schema=schema)
