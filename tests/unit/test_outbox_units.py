@@ -43,6 +43,7 @@ def test_public_api_is_hand_picked():
         "supervisor",
         "writer",
         "testing",
+        "tracing",
     }
     for name in outbox_relay.__all__:
         assert getattr(outbox_relay, name) is not None
