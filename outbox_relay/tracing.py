@@ -69,6 +69,11 @@ XRAY_ENV = "_X_AMZN_TRACE_ID"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _ROOT = re.compile(r"^1-([0-9a-f]{8})-([0-9a-f]{24})$")
 _PARENT = re.compile(r"^[0-9a-f]{16}$")
+#: the form to_xray writes (and enqueue stores): taken as is, without a full parse, by the relay
+_CANONICAL_XRAY = re.compile(
+    r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24}(?:;Parent=([0-9a-f]{16}))?(?:;Sampled=[01])?$"
+)
+_ZERO_ROOT = "Root=1-00000000-000000000000000000000000"
 
 #: the trace header of the Lambda invocation running on this thread, when something other than
 #: the Lambda runtime invokes the handler (the local runtime's bridge, see
@@ -230,13 +235,25 @@ def trace_context_from_headers(headers: Mapping[str, Any] | None) -> TraceContex
 
 def xray_header_from_headers(headers: Mapping[str, Any] | None) -> str | None:
     """The ``AWSTraceHeader`` to send for an event with these headers (X-Ray format), or None."""
+    if headers:
+        value = _header(headers, XRAY_HEADER)
+        if isinstance(value, str) and (canonical := _canonical_xray(value)) is not None:
+            return canonical
     context = trace_context_from_headers(headers)
     return None if context is None else context.to_xray()
 
 
+def _canonical_xray(value: str) -> str | None:
+    match = _CANONICAL_XRAY.match(value)
+    if match is None or value.startswith(_ZERO_ROOT) or match.group(1) == "0" * 16:
+        return None
+    return value
+
+
 def xray_header_from_json(headers_json: str | None) -> str | None:
     """:func:`xray_header_from_headers` for headers as the JSON text the relay claims."""
-    if not headers_json or headers_json == "{}":
+    # both key names contain "race" (any case but the first letter): most rows skip the parse
+    if not headers_json or "race" not in headers_json.lower():
         return None
     try:
         headers = json.loads(headers_json)

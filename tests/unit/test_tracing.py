@@ -137,6 +137,11 @@ def test_headers_to_aws_trace_header() -> None:
     assert xray_header_from_headers({}) is None and xray_header_from_headers(None) is None
     assert xray_header_from_json(json.dumps({"traceparent": W3C, "causation_id": "c"})) == XRAY
     assert xray_header_from_json("{}") is None
+    # the stored (canonical) form is taken without a full parse, all-zero ids still refused
+    zero_root = "Root=1-00000000-000000000000000000000000;Sampled=1"
+    assert xray_header_from_headers({"X-Amzn-Trace-Id": zero_root}) is None
+    assert xray_header_from_headers({"X-Amzn-Trace-Id": f"Root={ROOT};Parent={'0' * 16}"}) is None
+    assert xray_header_from_json(json.dumps({"X-AMZN-TRACE-ID": XRAY})) == XRAY
     assert trace_id_of(W3C) == trace_id_of(XRAY) == ROOT
     assert trace_id_of("junk") is None and trace_id_of(None) is None
 
