@@ -88,6 +88,11 @@ def enqueue(
     is a no-op (a retried command with a deterministic event id does not publish twice); with a
     different event it raises :class:`EventIdConflictError`.
 
+    Trace: unless ``headers`` name a trace context (``traceparent`` or ``X-Amzn-Trace-Id``,
+    checked: :class:`InvalidTraceHeaderError`), the caller's ambient one is added
+    (:func:`outbox_relay.tracing.ambient_trace_headers`); a retry under another trace is still
+    the same event.
+
     Order: events of one aggregate are published in the order their transactions commit, which
     is also their id order. To make it so, enqueue takes a transaction-scoped advisory lock on
     the aggregate (``pg_advisory_xact_lock``) before the row's id is drawn and holds it until
