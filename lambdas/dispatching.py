@@ -9,6 +9,10 @@ Express workflows: names are not deduplicated and execution is at-least-once, so
 gets a fresh name; the input (the envelope) carries ``event_id``, the idempotency key the
 Express steps dedup on (``order_view_events``, ``notifications``).
 
+Trace: every execution of an event is started with ``traceHeader`` = the record's
+``AWSTraceHeader`` (see :func:`execution_trace_header`), so the execution and its steps join
+the trace of the request that enqueued the event (docs/tracing.md).
+
 Any other failure (ThrottlingException, 5xx, a missing state machine, a network error) raises
 :class:`~saga_outbox.lambdas.exceptions.DispatchFailed`: the SQS record is reported as a batch item
 failure and redelivered (then dead-lettered), never dropped. Event types with no route are

@@ -5,6 +5,8 @@ a failing record (throttling, any ClientError, a malformed body) is reported in
 ``batchItemFailures`` together with the later records of its message group (order per
 aggregate), while other groups proceed. A malformed body is a poison message: it fails
 until the queue's redrive policy moves it to the DLQ. Unknown event types are acknowledged.
+Each record's logs carry its ``event_id``, ``aggregate`` and ``trace_id`` (the request's trace,
+from ``attributes.AWSTraceHeader``, passed on to ``StartExecution``).
 """
 
 from __future__ import annotations
