@@ -220,7 +220,7 @@ def check_trace_headers(headers: Mapping[str, Any], *, event_id: str) -> None:
 def trace_context_from_headers(headers: Mapping[str, Any] | None) -> TraceContext | None:
     """The trace context an event's headers carry, or None (absent or malformed: a trace header
     is never a reason to refuse or fail an event once it is in the outbox)."""
-    if not headers:
+    if not headers or not isinstance(headers, Mapping):  # a foreign body may carry anything
         return None
     for key in TRACE_HEADER_KEYS:
         value = _header(headers, key)
@@ -235,7 +235,7 @@ def trace_context_from_headers(headers: Mapping[str, Any] | None) -> TraceContex
 
 def xray_header_from_headers(headers: Mapping[str, Any] | None) -> str | None:
     """The ``AWSTraceHeader`` to send for an event with these headers (X-Ray format), or None."""
-    if headers:
+    if headers and isinstance(headers, Mapping):
         value = _header(headers, XRAY_HEADER)
         if isinstance(value, str) and (canonical := _canonical_xray(value)) is not None:
             return canonical
