@@ -135,6 +135,8 @@ def _print_report(report: ExecutionReport, out: TextIO) -> None:
         fields.append(("Error", f"{report.error}: {failed}"))
     elif report.error or report.cause:
         fields.append(("Error", ": ".join(x for x in (report.error, _one_line(report.cause, 200)) if x)))
+    if report.trace_id:
+        fields.append(("Trace", report.trace_id))
     if report.console_url:
         fields.append(("Console", report.console_url))
     width = max(len(k) for k, _ in fields)

@@ -345,6 +345,7 @@ async function loadExecution() {
   const branch = Object.fromEntries(report.states.filter(s => s.branch).map(s => [s.name, s.branch]));
   add("Path", el("span", {id: "path"}, report.path.map(n => branch[n] ? `${n} (${BRANCH_WORDS[branch[n]]})` : n).join(" → ")));
   if (report.compensations.length) add("Compensations", el("span", {id: "compensations"}, report.compensations.join(", ")));
+  if (report.trace_id) add("Trace", el("span", {id: "trace-id"}, report.trace_id));
   if (report.console_url) add("Console", el("a", {href: report.console_url, target: "_blank", rel: "noopener"}, "open in AWS console"));
 
   let selected = null;

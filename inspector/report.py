@@ -10,6 +10,7 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any
 
+from outbox_relay.tracing import trace_id_of
 from saga_outbox.workflows.compiler import saga_outcome
 
 from .failure import SagaFailure, parse_failures
@@ -98,6 +99,13 @@ class ExecutionReport:
     console_url: str | None = None
     #: what CompensationFailed's cause names (see :mod:`.failure`); empty for any other end
     failures: tuple[SagaFailure, ...] = ()
+    #: the X-Ray trace header the execution was started with (DescribeExecution's traceHeader)
+    trace_header: str | None = None
+
+    @property
+    def trace_id(self) -> str | None:
+        """The X-Ray trace id (``1-...``) of the request that started the execution."""
+        return trace_id_of(self.trace_header)
 
     def state(self, name: str) -> StateReport:
         for report in self.states:
@@ -130,6 +138,8 @@ class ExecutionReport:
             "events": [e.to_dict() for e in self.events],
             "graph": self.graph.to_dict(),
             "console_url": self.console_url,
+            "trace_header": self.trace_header,
+            "trace_id": self.trace_id,
         }
 
 
@@ -229,4 +239,5 @@ def build_report(
         graph=graph,
         console_url=console_url,
         failures=parse_failures(execution.get("error"), execution.get("cause")) if graph.saga else (),
+        trace_header=execution.get("traceHeader") or None,
     )

@@ -41,6 +41,8 @@ def _record(message: dict[str, Any], *, queue_arn: str, region: str, receive_cou
             "SequenceNumber": attrs.get("SequenceNumber", "0"),
             "MessageGroupId": attrs.get("MessageGroupId", ""),
             "MessageDeduplicationId": attrs.get("MessageDeduplicationId", ""),
+            # Lambda hands the sender's trace on in the record, only when the message has one
+            **({"AWSTraceHeader": attrs["AWSTraceHeader"]} if "AWSTraceHeader" in attrs else {}),
         },
         "messageAttributes": {
             name: {

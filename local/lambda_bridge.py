@@ -20,6 +20,12 @@ Behaviour mirrors the real service where it matters for Step Functions:
 * ``InvocationType=Event`` runs the handler synchronously and discards its result and errors;
   ``DryRun`` does not run it.
 
+Trace headers go where AWS takes them (see :mod:`saga_outbox.local._moto_tracing`): SQS
+``SendMessageBatch`` keeps each entry's ``AWSTraceHeader``, ``StartExecution`` keeps its
+``traceHeader`` and ``DescribeExecution`` reports it, and a bridged handler invoked by an
+execution's Lambda task runs under that execution's trace (what the Lambda runtime puts in
+``_X_AMZN_TRACE_ID``; here per thread, see :func:`outbox_relay.tracing.lambda_trace_header`).
+
 Two more hooks only remove repeated work from moto's Step Functions interpreter, without
 changing what it does (measured in docs/performance.md, "Local runtime and cold start"):
 
@@ -55,6 +61,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from outbox_relay.tracing import lambda_trace_header
+
+from . import _moto_tracing
 
 Handler = Callable[[Any, Any], Any]
 
@@ -147,6 +157,8 @@ def _install() -> None:
     _patch(AmazonStateLanguageParser, "parse", staticmethod(_cached_parse()))
     _patch(lambda_eval_utils, "boto_client_for", _cached_clients(lambda_eval_utils.boto_client_for))
     _patch(lambda_eval_utils, "_invoke_lambda_function", _direct_task_invoke(lambda_eval_utils))
+    for owner, attribute, value in _moto_tracing.patches():
+        _patch(owner, attribute, value)
 
 
 def _patch(owner: Any, attribute: str, value: Any) -> None:
@@ -158,6 +170,7 @@ def _uninstall() -> None:
     while _originals:
         owner, attribute, original = _originals.pop()
         setattr(owner, attribute, original)
+    _moto_tracing.reset()
 
 
 def _cached_parse() -> Callable[[str], Any]:
@@ -352,7 +365,9 @@ def _run(
         event = body
     context = LocalLambdaContext(function_name=name, timeout_seconds=timeout, invoked_function_arn=arn)
     try:
-        result = handler(event, context)
+        # what the Lambda runtime puts in _X_AMZN_TRACE_ID on AWS, per thread here
+        with lambda_trace_header(_moto_tracing.task_trace_header()):
+            result = handler(event, context)
     except Exception as exc:
         error = {
             "errorMessage": str(exc),

@@ -19,6 +19,7 @@ __all__ = [
     "EventIdConflictError",
     "InvalidEventError",
     "InvalidEventIdError",
+    "InvalidTraceHeaderError",
     "InvalidUnicodeError",
     "NulCharacterError",
     "OutboxError",
@@ -82,6 +83,12 @@ class PayloadTooDeepError(PayloadNotJsonError):
 class EventIdConflictError(InvalidEventError):
     """The event id is already in the outbox with a different event (type, aggregate, payload or
     headers): a retry must enqueue the same event, a new event needs a new id."""
+
+
+class InvalidTraceHeaderError(InvalidEventError):
+    """A trace header passed to ``enqueue`` (``traceparent`` or ``X-Amzn-Trace-Id``) that SQS
+    and Step Functions would not take; an ambient one (OpenTelemetry, ``_X_AMZN_TRACE_ID``) is
+    dropped instead, never raised."""
 
 
 class UnsupportedTargetError(InvalidEventError, TypeError):

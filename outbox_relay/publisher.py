@@ -101,6 +101,8 @@ class OutboundMessage:
     body: str
     attributes: Mapping[str, Mapping[str, str]]
     size: int
+    #: the event's trace context in X-Ray format (sent as ``AWSTraceHeader``), if it has one
+    trace_header: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -273,7 +275,7 @@ class SqsFifoPublisher:
     def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        entries = [
+        entries: list[dict[str, Any]] = [
             {
                 "Id": str(i),
                 "MessageBody": m.body,
@@ -283,6 +285,12 @@ class SqsFifoPublisher:
             }
             for i, m in enumerate(messages)
         ]
+        for entry, m in zip(entries, messages, strict=True):
+            if m.trace_header is not None:
+                # not counted in the message's size (SQS excludes system attributes)
+                entry["MessageSystemAttributes"] = {
+                    "AWSTraceHeader": {"DataType": "String", "StringValue": m.trace_header}
+                }
         try:
             response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except LeaseEnding as exc:

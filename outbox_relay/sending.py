@@ -18,6 +18,7 @@ from .metrics import MetricsSink
 from .options import RelayOptions
 from .publisher import BatchOutcome, EntryFailure, OutboundMessage, Publisher
 from .store import ClaimedRow, Release
+from .tracing import trace_id_of, xray_header_from_json
 
 __all__ = ["Backoff", "Pacer", "Sender", "build_messages", "pack_batches"]
 
@@ -81,6 +82,7 @@ def build_messages(
                     body=body,
                     attributes=attrs,
                     size=size,
+                    trace_header=xray_header_from_json(r.headers),
                 )
             )
         except OutboxError as exc:
@@ -223,6 +225,8 @@ class Sender:
                     ]
                 )
         self._metrics.timing(m.BATCH_LATENCY, (time.perf_counter() - started) * 1000)
+        if log.isEnabledFor(logging.DEBUG):
+            _log_sent(batch, outcome)
         return outcome
 
     def _request_failed(self, batch: list[OutboundMessage], exc: PublishError) -> BatchOutcome:
@@ -273,6 +277,22 @@ class Sender:
         ceiling = min(opts.backoff_max_seconds, opts.backoff_base_seconds * 2 ** min(attempts, 20))
         delay = random.uniform(opts.backoff_base_seconds / 2, max(ceiling, opts.backoff_base_seconds))
         return Release(failure.row_id, reason, delay, True, maybe_sent=failure.maybe_delivered)
+
+
+def _log_sent(batch: Sequence[OutboundMessage], outcome: BatchOutcome) -> None:
+    """One record per accepted entry, with the keys every hop logs (the execution name is the
+    dispatcher's to know: it depends on the routes)."""
+    accepted = set(outcome.succeeded)
+    for msg in batch:
+        if msg.row_id in accepted:
+            log.debug(
+                "event sent",
+                extra={
+                    "event_id": msg.event_id,
+                    "aggregate": msg.group_id,
+                    "trace_id": trace_id_of(msg.trace_header),
+                },
+            )
 
 
 def _not_tried(

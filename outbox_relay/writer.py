@@ -25,6 +25,7 @@ from .exceptions import (
     UnsupportedTargetError,
 )
 from .schema import DEFAULT_SCHEMA, check_schema, notify_channel
+from .tracing import ambient_trace_headers, check_trace_headers, has_trace_header
 from .validation import check_event_id, check_text, jsonb_text_size
 
 __all__ = ["enqueue", "enqueue_async", "enqueue_many", "notify_channel"]
@@ -50,7 +51,10 @@ _SQL = (
 _SAME_EVENT = (
     "SELECT payload = 'null'::jsonb OR (aggregate_type = %(aggregate_type)s"
     " AND aggregate_key = %(aggregate_key)s AND event_type = %(event_type)s"
-    " AND payload = %(payload)s::jsonb AND headers = %(headers)s::jsonb)"
+    " AND payload = %(payload)s::jsonb"
+    # a retry runs under another trace (a new request, a Lambda retry): not another event
+    " AND headers - ARRAY['X-Amzn-Trace-Id', 'traceparent'] ="
+    " %(headers)s::jsonb - ARRAY['X-Amzn-Trace-Id', 'traceparent'])"
     ' FROM "{schema}".outbox WHERE event_id = %(event_id)s'
 )
 
@@ -83,6 +87,11 @@ def enqueue(
     transaction stays usable. Enqueuing an ``event_id`` that already exists with the same event
     is a no-op (a retried command with a deterministic event id does not publish twice); with a
     different event it raises :class:`EventIdConflictError`.
+
+    Trace: unless ``headers`` name a trace context (``traceparent`` or ``X-Amzn-Trace-Id``,
+    checked: :class:`InvalidTraceHeaderError`), the caller's ambient one is added
+    (:func:`outbox_relay.tracing.ambient_trace_headers`); a retry under another trace is still
+    the same event.
 
     Order: events of one aggregate are published in the order their transactions commit, which
     is also their id order. To make it so, enqueue takes a transaction-scoped advisory lock on
@@ -219,6 +228,10 @@ def _prepare(
     if not isinstance(payload, Mapping):
         raise InvalidEventError(f"event {sid}: payload must be a JSON object, got {type(payload).__name__}")
     header_map = dict(headers or {})
+    if has_trace_header(header_map):
+        check_trace_headers(header_map, event_id=sid)
+    else:
+        header_map.update(ambient_trace_headers())
     # walk first: it refuses what dumps would choke on (depth, surrogates) with a named error
     payload_bytes = jsonb_text_size(payload, what="payload", event_id=sid)
     headers_bytes = jsonb_text_size(header_map, what="headers", event_id=sid)

@@ -5,6 +5,8 @@ a failing record (throttling, any ClientError, a malformed body) is reported in
 ``batchItemFailures`` together with the later records of its message group (order per
 aggregate), while other groups proceed. A malformed body is a poison message: it fails
 until the queue's redrive policy moves it to the DLQ. Unknown event types are acknowledged.
+Each record's logs carry its ``event_id``, ``aggregate`` and ``trace_id`` (the request's trace,
+from ``attributes.AWSTraceHeader``, passed on to ``StartExecution``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from outbox_relay import InvalidEventError, OutboxEnvelope
+from outbox_relay.tracing import trace_id_of
 
-from ..dispatching import Dispatcher, build_routes
+from ..dispatching import Dispatcher, build_routes, execution_trace_header
 from ..exceptions import MalformedEvent
 from ..runtime import Handler, LazyHandler, Runtime
 from ._observability import observability
@@ -40,7 +43,14 @@ def make_handler(runtime: Runtime, *, dispatcher: Dispatcher | None = None) -> H
             envelope = OutboxEnvelope.from_json(record.body)
         except InvalidEventError as exc:
             raise MalformedEvent(f"SQS message {record.message_id} is not an outbox envelope") from exc
-        started = dispatcher.dispatch(envelope)
+        trace_header = execution_trace_header(record.attributes.aws_trace_header, envelope)
+        keys = {"event_id": str(envelope.event_id), "aggregate": envelope.group_id}
+        # per thread: the local runtime runs handlers on several threads at once
+        logger.thread_safe_append_keys(**keys, trace_id=trace_id_of(trace_header))
+        try:
+            started = dispatcher.dispatch(envelope, trace_header=trace_header)
+        finally:
+            logger.thread_safe_remove_keys([*keys, "trace_id"])
         for execution in started:
             metrics.add_metric(
                 name="ExecutionAlreadyExisted" if execution.already_existed else "ExecutionStarted",

@@ -27,6 +27,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+from outbox_relay.tracing import current_lambda_trace_header, trace_id_of
+
 from ..exceptions import (
     BusinessRuleViolation,
     IdempotencyStoreUnavailable,
@@ -36,6 +38,20 @@ from ..exceptions import (
 from ..runtime import Handler, LazyHandler, Runtime
 from ..tasks import ActionRegistry, StepTask, run_step
 from ._observability import observability
+
+
+def trace_keys(task: StepTask) -> dict[str, str]:
+    """The keys every hop logs (event id, aggregate, execution name, trace id) for one step.
+    The trace is this invocation's: on AWS the Lambda runtime sets it from the execution's
+    trace (``_X_AMZN_TRACE_ID``), locally the Lambda bridge does the same."""
+    event = task.event
+    return {
+        "event_id": str(event.get("event_id", "")),
+        "aggregate": f"{event.get('aggregate_type', '')}:{event.get('aggregate_key', '')}",
+        "execution_name": task.execution,
+        "trace_id": trace_id_of(current_lambda_trace_header()) or "",
+    }
+
 
 #: how long a stored step result answers repeats (Step Functions retries come within minutes)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -88,7 +104,15 @@ def make_handler(
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         task = StepTask.from_payload(event)  # MalformedEvent before touching any store
-        logger.append_keys(workflow=task.workflow, execution=task.execution, state=task.state, kind=task.kind)
+        keys = trace_keys(task)
+        # per thread: the local runtime runs many steps at once on moto's execution threads
+        logger.thread_safe_append_keys(
+            workflow=task.workflow, execution=task.execution, state=task.state, kind=task.kind, **keys
+        )
+        # X-Ray annotations are indexed: find every step of one event or execution by them
+        tracer.put_annotation(key="event_id", value=keys["event_id"])
+        tracer.put_annotation(key="execution_name", value=task.execution)
+        logger.info("step started")
         idempotency.register_lambda_context(context)
         try:
             result: dict[str, Any] = run(task=dict(event))

@@ -78,6 +78,10 @@ def test_rolled_back_transaction_publishes_nothing(engine, outbox, sqs, queue_ur
     assert _receive_all(sqs, queue_url) == []
 
 
+#: headers are carried verbatim; a trace header must be well-formed (docs/tracing.md)
+TRACEPARENT = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+
+
 def test_commit_publishes_exactly_its_rows_with_deterministic_ids(engine, outbox, sqs, queue_url):
     with Session(engine) as session, session.begin():
         ids = [
@@ -87,7 +91,7 @@ def test_commit_publishes_exactly_its_rows_with_deterministic_ids(engine, outbox
                 aggregate_key=f"k{i % 4}",
                 event_type="OrderPlaced",
                 payload={"n": i},
-                headers={"traceparent": "00-abc-def-01"},
+                headers={"traceparent": TRACEPARENT},
                 schema=outbox,
             )
             for i in range(12)
@@ -103,7 +107,7 @@ def test_commit_publishes_exactly_its_rows_with_deterministic_ids(engine, outbox
         )
         assert m["Attributes"]["MessageGroupId"] == f"order:{env.aggregate_key}"
         assert m["MessageAttributes"]["event_type"]["StringValue"] == "OrderPlaced"
-        assert env.headers == {"traceparent": "00-abc-def-01"}
+        assert env.headers == {"traceparent": TRACEPARENT}
     assert set(_states(engine, outbox).values()) == {"published"}
 
 
