@@ -4,8 +4,11 @@ Write events with :func:`enqueue` inside your own transaction; run a :class:`Rel
 a process or a bounded drain) to publish them with deterministic deduplication ids.
 """
 
+from ._aws_errors import DestinationNotFoundError
+from .destinations import Destination, InvalidDestinationError, Routes
 from .embedded import embedded_postgres_url
 from .envelope import OutboxEnvelope, deduplication_id, message_group_id
+from .eventbridge import EventBridgePublisher
 from .exceptions import (
     AggregateTypeSeparatorError,
     ConfigurationError,
@@ -30,14 +33,18 @@ from .exceptions import (
     SchemaNameError,
     UnsupportedTargetError,
 )
+from .kinesis import KinesisPublisher
 from .metrics import InMemoryMetrics, MetricsSink, NullMetrics, PowertoolsMetricsSink
 from .operations import OutboxStatus, outbox_status, purge_published, retry_dead
 from .publisher import BatchOutcome, EntryFailure, NullPublisher, OutboundMessage, Publisher, SqsFifoPublisher
 from .relay import DrainResult, Relay, RelayOptions, RelayThread
-from .schema import DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
+from .routed import RoutedRelay
+from .schema import DEFAULT_DESTINATION, DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
+from .sns import SnsFifoPublisher
 from .writer import enqueue, enqueue_async, enqueue_many
 
 __all__ = [
+    "DEFAULT_DESTINATION",
     "DEFAULT_SCHEMA",
     "AggregateTypeSeparatorError",
     "BatchOutcome",
@@ -46,14 +53,19 @@ __all__ = [
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "Destination",
+    "DestinationNotFoundError",
     "DrainResult",
     "DuplicateKeyError",
     "EntryFailure",
+    "EventBridgePublisher",
     "EventIdConflictError",
     "InMemoryMetrics",
+    "InvalidDestinationError",
     "InvalidEventError",
     "InvalidEventIdError",
     "InvalidUnicodeError",
+    "KinesisPublisher",
     "MetricsSink",
     "NulCharacterError",
     "NullMetrics",
@@ -74,7 +86,10 @@ __all__ = [
     "Relay",
     "RelayOptions",
     "RelayThread",
+    "RoutedRelay",
+    "Routes",
     "SchemaNameError",
+    "SnsFifoPublisher",
     "SqsFifoPublisher",
     "UnsupportedTargetError",
     "deduplication_id",
