@@ -12,13 +12,13 @@ import sqlalchemy as sa
 
 from outbox_relay import Relay, RelayOptions, SqsFifoPublisher, enqueue
 from outbox_relay.cli import main
-from outbox_relay.schema import MIGRATIONS
 from outbox_relay.exceptions import (
     ConfigurationError,
     OutboxTableMissingError,
     QueueNotFifoError,
     QueueNotFoundError,
 )
+from outbox_relay.schema import MIGRATIONS
 
 LATEST = MIGRATIONS[-1][0]  # every migration appended, none skipped
 
