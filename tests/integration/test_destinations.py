@@ -492,3 +492,36 @@ def test_migration_2_keeps_existing_rows_on_the_sqs_destination(engine, schema):
             schema=schema,
         )  # the old row is this event's sqs row: a no-op, not a second row
     assert _rows(engine, schema) == {("00000000-0000-0000-0000-000000000001", "sqs"): ("pending", 0)}
+
+
+def test_the_app_writes_one_row_per_delivered_destination(engine, outbox):
+    from tests.apps import room_app
+
+    app = room_app()
+    app.destination("audit", kind="eventbridge")
+    app.deliver("RoomRequested", to=["sqs", "audit"])
+    with engine.begin() as conn:
+        eid = app.enqueue(
+            conn,
+            event_type="RoomRequested",
+            payload={"room": 1},
+            aggregate_type="room",
+            aggregate_key="1",
+            schema=outbox,
+        )
+        other = app.enqueue(
+            conn, event_type="Unrouted", payload={}, aggregate_type="room", aggregate_key="1", schema=outbox
+        )
+    rows = _rows(engine, outbox)
+    assert sorted(d for e, d in rows if e == str(eid)) == ["audit", "sqs"]
+    assert [d for e, d in rows if e == str(other)] == ["sqs"]
+    app.deliver("AuditOnly", to=["audit"])  # starts no workflow: only the bus limits its size
+    with engine.connect() as conn, conn.begin(), pytest.raises(PayloadTooLargeError, match="'audit'"):
+        app.enqueue(
+            conn,
+            event_type="AuditOnly",
+            payload={"blob": "x" * 263_000},
+            aggregate_type="room",
+            aggregate_key="2",
+            schema=outbox,
+        )
