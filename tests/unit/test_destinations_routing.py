@@ -103,3 +103,20 @@ def test_app_routing_errors_name_the_value():
     app.deliver("RoomRequested", to=["audit"])
     with pytest.raises(AppError, match=r"\['RoomRequested'\] start workflows but are not delivered to 'sqs'"):
         app.check()
+
+
+def test_relay_cli_flags_pick_one_destination_publisher():
+    from outbox_relay.cli import OutboxError, _destination_publisher, _relay_args, build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["relay", "--destination", "bus", "--event-bus", "app-bus", "--event-source", "shop"])
+    publisher, target = _destination_publisher(args)
+    assert isinstance(publisher, EventBridgePublisher) and (publisher.source, target) == ("shop", "app-bus")
+    args = parse(["relay", "--destination", "stream", "--kinesis-stream", "events"])
+    assert isinstance(_destination_publisher(args)[0], KinesisPublisher)
+    # a relay process started by --processes gets the same destination and target
+    again = parse(["relay", *_relay_args(args, "")])
+    assert (again.destination, again.kinesis_stream, again.queue_url) == ("stream", "events", None)
+    assert _destination_publisher(parse(["relay", "--queue-url", "https://q"])) is None
+    with pytest.raises(OutboxError, match="--event-bus and --queue-url"):
+        _destination_publisher(parse(["relay", "--event-bus", "b", "--queue-url", "https://q"]))
