@@ -525,3 +525,32 @@ def test_the_app_writes_one_row_per_delivered_destination(engine, outbox):
             aggregate_key="2",
             schema=outbox,
         )
+
+
+def test_readme_destinations_example_runs_as_written(engine, database_url, sqs, queue_url, bus):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    block = re.search(r"<!-- destinations-example:start -->\s*```python\n(.*?)```", readme, re.S)
+    assert block, "README lost its destinations example"
+    db = f"readme_{uuid.uuid4().hex[:8]}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {db}")
+    url = sa.make_url(database_url).set(database=db)
+    namespace: dict[str, Any] = {
+        "DATABASE_URL": url.render_as_string(hide_password=False),
+        "QUEUE_URL": queue_url,
+        "EVENT_BUS": bus[0],
+    }
+    try:
+        exec(compile(block.group(1), "README.md", "exec"), namespace)
+        assert {name: r.published for name, r in namespace["results"].items()} == {"sqs": 1, "audit": 1}
+        [message] = _drain_queue(sqs, queue_url)
+        [delivered] = _drain_queue(sqs, bus[1])
+        assert json.loads(message["Body"])["event_id"] == json.loads(delivered["Body"])["detail"]["event_id"]
+    finally:
+        if "engine" in namespace:
+            namespace["engine"].dispose()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
