@@ -25,7 +25,38 @@ from .publisher import Publisher
 from .relay import Relay
 from .supervisor import RelayThread, run_in_threads
 
-__all__ = ["RoutedRelay"]
+__all__ = ["RoutedRelay", "publishers_from_spec"]
+
+
+def publishers_from_spec(spec: str | Mapping[str, Mapping[str, str]], **client: Any) -> dict[str, Publisher]:
+    """Publishers from ``{name: {"kind": "sns"|"eventbridge"|"kinesis", "target": ARN or name}}``
+    (JSON text or a mapping): what the CDK construct puts in ``OUTBOX_DESTINATIONS``."""
+    import json
+
+    from .eventbridge import EventBridgePublisher
+    from .kinesis import KinesisPublisher
+    from .sns import SnsFifoPublisher
+
+    try:
+        entries = json.loads(spec) if isinstance(spec, str) else dict(spec)
+        items = [(str(n), str(e["kind"]), str(e["target"])) for n, e in entries.items()]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"destinations spec {str(spec)[:200]!r} is not {{name: {{kind, target}}}}: {exc}"
+        ) from exc
+    out: dict[str, Publisher] = {}
+    for name, kind, target in items:
+        if kind == "sns":
+            out[name] = SnsFifoPublisher(topic_arn=target, **client)
+        elif kind == "eventbridge":
+            out[name] = EventBridgePublisher(event_bus=target, **client)
+        elif kind == "kinesis":
+            out[name] = KinesisPublisher(stream_name=target, **client)
+        else:
+            raise ConfigurationError(
+                f"destination {name!r}: kind {kind!r} is not sns, eventbridge or kinesis"
+            )
+    return out
 
 
 class RoutedRelay:
@@ -121,6 +152,25 @@ class RoutedRelay:
             relay.run_forever(stop)
 
         run_in_threads(work, len(relays))
+
+    def run_process(self) -> None:
+        """Run in the foreground until SIGTERM/SIGINT, then finish in-flight work and exit."""
+        import signal
+
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: Any) -> None:
+            stop.set()
+            self.wake()
+
+        old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.check()
+            self.run_forever(stop)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.close()
 
     def start_in_thread(self) -> RelayThread:
         self.check()

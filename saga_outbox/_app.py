@@ -150,6 +150,11 @@ class SagaApp:
         self._deliveries[event_type] = tuple(dict.fromkeys(to))
 
     @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """The destinations declared with :meth:`destination` (the SQS queue ``"sqs"`` aside)."""
+        return tuple(d for d in self._destinations.values() if d.name != "sqs")
+
+    @property
     def outbox_routes(self) -> Routes:
         """The destinations and deliveries as :class:`outbox_relay.Routes`."""
         from outbox_relay.destinations import SQS_DESTINATION, Routes
