@@ -212,6 +212,9 @@ class SecondDestination:
             highest[key] = max(highest.get(key, 0), pos)
         applies = INVARIANTS[self.kind]
         lost = sum(1 for eid, _, _ in rows if counts.get(eid, 0) == 0)
+        # of those, still pending when the run stopped (not yet published, vs published and
+        # never delivered): both fail the run, but they are different bugs
+        unpublished = sum(1 for eid, _, s in rows if counts.get(eid, 0) == 0 and s == "pending")
         duplicates = sum(n - 1 for n in counts.values() if n > 1)
         dead = sum(1 for _, _, s in rows if s == "dead")
         ok = lost == 0 and dead == 0
@@ -225,6 +228,7 @@ class SecondDestination:
             "rows": len(rows),
             "received": len(self.received),
             "lost": lost,
+            "lost_still_pending": unpublished,
             "dead_rows": dead,
             "duplicates": duplicates,
             "order_violations": violations,
