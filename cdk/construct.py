@@ -43,6 +43,7 @@ from saga_outbox.cdk import packaging
 from saga_outbox.cdk.concurrency import ConcurrencyPlan, plan_concurrency
 from saga_outbox.cdk.config import DeploymentConfig
 from saga_outbox.cdk.data import Database, ExistingDatabase
+from saga_outbox.cdk.destinations import Destinations
 from saga_outbox.cdk.functions import DEFAULT_TIMEOUT, DISPATCHER_TIMEOUT, Functions
 from saga_outbox.cdk.idempotency import IdempotencyStore
 from saga_outbox.cdk.messaging import Messaging
@@ -97,6 +98,7 @@ class SagaOutbox(Construct):
         alarm_topic: sns.ITopic | None = None,
         relay: str | None = None,
         config: DeploymentConfig | None = None,
+        destination_resources: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -136,6 +138,14 @@ class SagaOutbox(Construct):
             visibility_timeout=Duration.seconds(DISPATCHER_TIMEOUT.to_seconds() * 6),
             queue=queue,
         )
+        # the app's other destinations (app.destination): created, or the user's own
+        self.destinations = Destinations(
+            self,
+            "Destinations",
+            keys=self.keys,
+            declared=self.app.destinations,
+            existing=destination_resources,
+        )
         self.idempotency = IdempotencyStore(self, "Idempotency")
         self.functions = Functions(
             self,
@@ -169,6 +179,7 @@ class SagaOutbox(Construct):
                 messaging=self.messaging,
                 scaling_metric=oldest_pending_metric(cfg.metrics_namespace),
             )
+        self._wire_destinations()
         self.observability = Observability(
             self,
             "Observability",
@@ -181,6 +192,21 @@ class SagaOutbox(Construct):
             functions=self.functions.all,
             topic=alarm_topic,
         )
+
+    def _wire_destinations(self) -> None:
+        """The relay (function or service) publishes every destination: grants and the
+        ``OUTBOX_DESTINATIONS`` it builds its publishers from."""
+        env = self.destinations.environment
+        if not env:
+            return
+        if self.functions.relay is not None:
+            self.destinations.grant_publish(self.functions.relay)
+            for key, value in env.items():
+                self.functions.relay.add_environment(key, value)
+        if self.relay_service is not None:
+            self.destinations.grant_publish(self.relay_service.task_definition.task_role)
+            for key, value in env.items():
+                self.relay_service.container.add_environment(key, value)
 
     # -- accessors ---------------------------------------------------------------------------
     @property

@@ -112,12 +112,24 @@ def main(env: Mapping[str, str] | None = None) -> int:
     metrics = CloudWatchMetrics(
         boto3.client("cloudwatch"), namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "SagaOutbox"
     )
-    relay = Relay(
-        engine=database_url(env),
-        publisher=SqsFifoPublisher(queue_url=queue_url),
-        options=RelayOptions(schema=env.get("OUTBOX_SCHEMA") or "saga_outbox", listen=True),
-        metrics=metrics,
-    )
+    options = RelayOptions(schema=env.get("OUTBOX_SCHEMA") or "saga_outbox", listen=True)
+    relay: Any
+    if env.get("OUTBOX_DESTINATIONS"):  # the app's other destinations (saga_outbox.cdk.destinations)
+        from outbox_relay import RoutedRelay
+        from outbox_relay.routed import publishers_from_spec
+
+        publishers = {
+            "sqs": SqsFifoPublisher(queue_url=queue_url),
+            **publishers_from_spec(env["OUTBOX_DESTINATIONS"]),
+        }
+        relay = RoutedRelay(engine=database_url(env), publishers=publishers, options=options, metrics=metrics)
+    else:
+        relay = Relay(
+            engine=database_url(env),
+            publisher=SqsFifoPublisher(queue_url=queue_url),
+            options=options,
+            metrics=metrics,
+        )
     stop = threading.Event()
     flusher = threading.Thread(target=_flush_every, args=(metrics, stop), name="metrics", daemon=True)
     flusher.start()

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING
 from saga_outbox._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._aws_errors import DestinationNotFoundError
+    from .destinations import Destination, InvalidDestinationError, Routes
     from .embedded import embedded_postgres_url
     from .envelope import OutboxEnvelope, deduplication_id, message_group_id
+    from .eventbridge import EventBridgePublisher
     from .exceptions import (
         AggregateTypeSeparatorError,
         ConfigurationError,
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
         SchemaNameError,
         UnsupportedTargetError,
     )
+    from .kinesis import KinesisPublisher
     from .metrics import InMemoryMetrics, MetricsSink, NullMetrics, PowertoolsMetricsSink
     from .operations import OutboxStatus, outbox_status, purge_published, retry_dead
     from .publisher import (
@@ -52,10 +56,13 @@ if TYPE_CHECKING:
         SqsFifoPublisher,
     )
     from .relay import DrainResult, Relay, RelayOptions, RelayThread
-    from .schema import DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
+    from .routed import RoutedRelay
+    from .schema import DEFAULT_DESTINATION, DEFAULT_SCHEMA, migrate, migration_statements, outbox_table
+    from .sns import SnsFifoPublisher
     from .writer import enqueue, enqueue_async, enqueue_many
 
 __all__ = [
+    "DEFAULT_DESTINATION",
     "DEFAULT_SCHEMA",
     "AggregateTypeSeparatorError",
     "BatchOutcome",
@@ -64,15 +71,20 @@ __all__ = [
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "Destination",
+    "DestinationNotFoundError",
     "DrainResult",
     "DuplicateKeyError",
     "EntryFailure",
+    "EventBridgePublisher",
     "EventIdConflictError",
     "InMemoryMetrics",
+    "InvalidDestinationError",
     "InvalidEventError",
     "InvalidEventIdError",
     "InvalidTraceHeaderError",
     "InvalidUnicodeError",
+    "KinesisPublisher",
     "MetricsSink",
     "NulCharacterError",
     "NullMetrics",
@@ -93,7 +105,10 @@ __all__ = [
     "Relay",
     "RelayOptions",
     "RelayThread",
+    "RoutedRelay",
+    "Routes",
     "SchemaNameError",
+    "SnsFifoPublisher",
     "SqsFifoPublisher",
     "UnsupportedTargetError",
     "deduplication_id",
@@ -115,19 +130,25 @@ _EXPORTS = {
     "BatchOutcome": "outbox_relay.publisher",
     "ConfigurationError": "outbox_relay.exceptions",
     "CredentialsMissingError": "outbox_relay.exceptions",
+    "DEFAULT_DESTINATION": "outbox_relay.schema",
     "DEFAULT_SCHEMA": "outbox_relay.schema",
     "DatabaseError": "outbox_relay.exceptions",
     "DatabaseTimeoutError": "outbox_relay.exceptions",
     "DatabaseUnavailableError": "outbox_relay.exceptions",
+    "Destination": "outbox_relay.destinations",
+    "DestinationNotFoundError": "outbox_relay._aws_errors",
     "DrainResult": "outbox_relay.relay",
     "DuplicateKeyError": "outbox_relay.exceptions",
     "EntryFailure": "outbox_relay.publisher",
+    "EventBridgePublisher": "outbox_relay.eventbridge",
     "EventIdConflictError": "outbox_relay.exceptions",
     "InMemoryMetrics": "outbox_relay.metrics",
+    "InvalidDestinationError": "outbox_relay.destinations",
     "InvalidEventError": "outbox_relay.exceptions",
     "InvalidEventIdError": "outbox_relay.exceptions",
     "InvalidTraceHeaderError": "outbox_relay.exceptions",
     "InvalidUnicodeError": "outbox_relay.exceptions",
+    "KinesisPublisher": "outbox_relay.kinesis",
     "MetricsSink": "outbox_relay.metrics",
     "NulCharacterError": "outbox_relay.exceptions",
     "NullMetrics": "outbox_relay.metrics",
@@ -148,7 +169,10 @@ _EXPORTS = {
     "Relay": "outbox_relay.relay",
     "RelayOptions": "outbox_relay.relay",
     "RelayThread": "outbox_relay.relay",
+    "RoutedRelay": "outbox_relay.routed",
+    "Routes": "outbox_relay.destinations",
     "SchemaNameError": "outbox_relay.exceptions",
+    "SnsFifoPublisher": "outbox_relay.sns",
     "SqsFifoPublisher": "outbox_relay.publisher",
     "UnsupportedTargetError": "outbox_relay.exceptions",
     "deduplication_id": "outbox_relay.envelope",

@@ -24,6 +24,8 @@ and the Python work on candidate rows.
 - ``kept``: of each group, the rows before the first one someone else holds: a gap-free prefix,
   so SKIP LOCKED never slides past a locked head.
 The lease starts at clock_timestamp(), when the rows are leased (see store.py).
+Each claim reads one destination's rows (``destination``): a group is (destination, aggregate),
+so a destination that fails holds back only its own rows (docs/destinations.md).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ WITH cand0 AS MATERIALIZED (
   SELECT """
     + _CANDIDATE_COLUMNS
     + """
-  FROM "{s}".outbox WHERE state = 'pending' ORDER BY id LIMIT %(scan)s
+  FROM "{s}".outbox WHERE state = 'pending' AND destination = %(destination)s
+  ORDER BY id LIMIT %(scan)s
 ),
 ranked0 AS ("""
     + _RANK.format(src="cand0")
@@ -66,7 +69,7 @@ cand1 AS MATERIALIZED (
     + _CANDIDATE_COLUMNS
     + """
   FROM "{s}".outbox
-  WHERE state = 'pending'
+  WHERE state = 'pending' AND destination = %(destination)s
     AND (SELECT count(*) FROM cand0) = %(scan)s
     AND (SELECT count(*) FROM chosen0) < %(claim)s
     AND id > (SELECT max(id) FROM cand0)

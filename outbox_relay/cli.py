@@ -43,13 +43,47 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", default=DEFAULT_SCHEMA, help=f"outbox schema (default {DEFAULT_SCHEMA})")
 
 
+def _destination_publisher(args: argparse.Namespace) -> tuple[Any, str] | None:
+    """The SNS, EventBridge or Kinesis publisher the flags name (None: SQS), and its target."""
+    targets = [
+        (f, v)
+        for f, v in (
+            ("--sns-topic-arn", args.sns_topic_arn),
+            ("--event-bus", args.event_bus),
+            ("--kinesis-stream", args.kinesis_stream),
+        )
+        if v
+    ]
+    if len(targets) > 1 or (targets and args.queue_url):
+        named = [f for f, _ in targets] + (["--queue-url"] if args.queue_url else [])
+        raise OutboxError(f"one destination per relay: got {' and '.join(named)}")
+    if not targets:
+        return None
+    flag, target = targets[0]
+    client = {"region_name": args.region, "endpoint_url": args.endpoint_url}
+    if flag == "--sns-topic-arn":
+        from .sns import SnsFifoPublisher
+
+        return SnsFifoPublisher(topic_arn=target, **client), target
+    if flag == "--event-bus":
+        from .eventbridge import EventBridgePublisher
+
+        return EventBridgePublisher(event_bus=target, source=args.event_source, **client), target
+    from .kinesis import KinesisPublisher
+
+    return KinesisPublisher(stream_name=target, **client), target
+
+
 def _cmd_relay(args: argparse.Namespace) -> int:
     from .publisher import SqsFifoPublisher
     from .relay import Relay, RelayOptions
 
+    other = _destination_publisher(args)
     queue_url = args.queue_url or os.environ.get("QUEUE_URL")
-    if not queue_url:
-        raise OutboxError("no queue: pass --queue-url or set QUEUE_URL")
+    if other is None and not queue_url:
+        raise OutboxError(
+            "no queue: pass --queue-url or set QUEUE_URL (or --sns-topic-arn, --event-bus, --kinesis-stream)"
+        )
     if args.processes < 1:
         raise OutboxError(f"--processes must be at least 1, got {args.processes}")
     if args.processes > 1:
@@ -57,7 +91,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
 
         return run_relay_processes(
             args.processes,
-            _relay_args(args, queue_url),
+            _relay_args(args, queue_url or ""),
             database_url=_database_url(args),
             drain=args.drain is not None,
         )
@@ -68,8 +102,14 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         claim_size=args.claim_size,
         rows_per_group=args.rows_per_group,
         listen=not args.no_listen,
+        destination=args.destination,
     )
-    publisher = SqsFifoPublisher(queue_url=queue_url, region_name=args.region, endpoint_url=args.endpoint_url)
+    if other is not None:
+        publisher, queue_url = other
+    else:
+        publisher = SqsFifoPublisher(
+            queue_url=queue_url, region_name=args.region, endpoint_url=args.endpoint_url
+        )
     relay = Relay(engine=_database_url(args), publisher=publisher, options=options)
     if args.drain is not None:
         result = relay.drain(max_seconds=args.drain)
@@ -77,14 +117,29 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         print(json.dumps(result.__dict__ if hasattr(result, "__dict__") else _slots(result)))
         return 0
     relay.check()
-    log.info("relay %s publishing %s.outbox to %s", options.relay_id, options.schema, queue_url)
+    log.info(
+        "relay %s publishing %s.outbox (destination %s) to %s",
+        options.relay_id,
+        options.schema,
+        options.destination,
+        queue_url,
+    )
     relay.run_process()
     return 0
 
 
 def _relay_args(args: argparse.Namespace, queue_url: str) -> list[str]:
     """The options of one relay process, as its command line (without the database URL)."""
-    out = ["--schema", args.schema, "--queue-url", queue_url]
+    out = ["--schema", args.schema, "--destination", args.destination]
+    out += ["--queue-url", queue_url] if queue_url else []
+    for flag, value in (
+        ("--sns-topic-arn", args.sns_topic_arn),
+        ("--event-bus", args.event_bus),
+        ("--kinesis-stream", args.kinesis_stream),
+    ):
+        if value:
+            out += [flag, value]
+    out += ["--event-source", args.event_source]
     out += ["--concurrency", str(args.concurrency), "--batch-size", str(args.batch_size)]
     out += ["--claim-size", str(args.claim_size), "--rows-per-group", str(args.rows_per_group)]
     for flag, value in (("--region", args.region), ("--endpoint-url", args.endpoint_url)):
@@ -272,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--claim-size", type=int, default=200, help="rows claimed per transaction")
     relay.add_argument("--rows-per-group", type=int, default=1, help="rows of one aggregate per claim")
     relay.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY")
+    relay.add_argument(
+        "--destination",
+        default="sqs",
+        help="the destination whose rows this relay publishes (default sqs; docs/destinations.md)",
+    )
+    relay.add_argument("--sns-topic-arn", help="publish to this SNS FIFO topic instead of SQS")
+    relay.add_argument("--event-bus", help="publish to this EventBridge bus (name or ARN) instead of SQS")
+    relay.add_argument(
+        "--event-source", default="saga-outbox", help="EventBridge Source (default saga-outbox)"
+    )
+    relay.add_argument("--kinesis-stream", help="publish to this Kinesis stream instead of SQS")
     relay.add_argument("--drain", type=float, metavar="SECONDS", help="drain for at most SECONDS, then exit")
     relay.add_argument(
         "--processes",

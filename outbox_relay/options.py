@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 from .exceptions import ConfigurationError
-from .schema import DEFAULT_SCHEMA, check_schema
+from .schema import DEFAULT_DESTINATION, DEFAULT_SCHEMA, check_schema
+
+_DESTINATION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 __all__ = ["DrainResult", "RelayOptions"]
 
@@ -61,9 +64,17 @@ class RelayOptions:
     #: False when the engine goes through RDS Proxy (a prepared statement pins the session to
     #: one backend); keep True on the cluster endpoint, where it saves the planning per pass.
     prepared_statements: bool = True
+    #: the destination whose rows this relay claims (docs/destinations.md): its publisher must
+    #: send there. One relay per destination, or a ``RoutedRelay`` running one for each
+    destination: str = DEFAULT_DESTINATION
 
     def __post_init__(self) -> None:
         check_schema(self.schema)
+        if not isinstance(self.destination, str) or not _DESTINATION.match(self.destination):
+            raise ConfigurationError(
+                f"RelayOptions.destination={self.destination!r} is not a destination name "
+                "(1-63 lower-case letters, digits, '_' or '-', a letter first)"
+            )
         checks: list[tuple[str, Any, bool]] = [
             ("claim_size", self.claim_size, 1 <= self.claim_size <= 10_000),
             ("batch_size", self.batch_size, 1 <= self.batch_size <= 10),

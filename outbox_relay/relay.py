@@ -86,6 +86,10 @@ class Relay:
             pacer=Pacer(rate) if rate else None,
             clock=clock,
         )
+        # A publisher whose service orders only across requests (Kinesis: not between records
+        # of one key inside one request) caps the rows of a group per claim, so order holds
+        # whatever the user set.
+        self._rows_per_group = min(opts.rows_per_group, getattr(publisher, "max_rows_per_group", 10))
         self._serving = PipelineCounter()
         self._last_lag = -1e9
         self._checked = False
@@ -137,9 +141,10 @@ class Relay:
             token, rows = self._store.claim(
                 owner=opts.relay_id,
                 claim_size=opts.claim_size,
-                rows_per_group=opts.rows_per_group,
+                rows_per_group=self._rows_per_group,
                 lease_seconds=opts.lease_seconds,
                 scan=max(opts.claim_size * 4, 500),
+                destination=opts.destination,
             )
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, schema=opts.schema) from exc
@@ -225,7 +230,8 @@ class Relay:
         return len(counted)
 
     def _build(self, rows: Sequence[ClaimedRow]) -> tuple[list[OutboundMessage], list[Release]]:
-        return build_messages(rows, max_bytes=self.publisher.max_batch_bytes)
+        limit = getattr(self.publisher, "max_message_bytes", self.publisher.max_batch_bytes)
+        return build_messages(rows, max_bytes=limit)
 
     def _batches(self, messages: list[OutboundMessage]) -> list[list[OutboundMessage]]:
         return pack_batches(
@@ -319,7 +325,9 @@ class Relay:
             with self.engine.connect() as conn:
                 return int(
                     conn.exec_driver_sql(
-                        f"SELECT count(*) FROM \"{self.options.schema}\".outbox WHERE state = 'pending'"
+                        f'SELECT count(*) FROM "{self.options.schema}".outbox'
+                        " WHERE state = 'pending' AND destination = %(d)s",
+                        {"d": self.options.destination},
                     ).scalar_one()
                 )
         except sa_exc.SQLAlchemyError as exc:

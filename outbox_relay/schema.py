@@ -13,9 +13,19 @@ from sqlalchemy.dialects import postgresql as pg
 
 from .exceptions import SchemaNameError
 
-__all__ = ["DEFAULT_SCHEMA", "MIGRATIONS", "migrate", "migration_statements", "outbox_table"]
+__all__ = [
+    "DEFAULT_DESTINATION",
+    "DEFAULT_SCHEMA",
+    "MIGRATIONS",
+    "migrate",
+    "migration_statements",
+    "outbox_table",
+]
 
 DEFAULT_SCHEMA = "saga_outbox"
+#: the destination of every row written before routing existed, and of every unrouted event:
+#: the SQS FIFO queue the relay's default publisher sends to
+DEFAULT_DESTINATION = "sqs"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The NOTIFY channel is "saga_outbox__<schema>" and PostgreSQL names hold 63 bytes: a longer
 # schema passes CREATE SCHEMA but makes every enqueue's pg_notify fail.
@@ -53,7 +63,7 @@ def outbox_table(schema: str = DEFAULT_SCHEMA, metadata: sa.MetaData | None = No
         "outbox",
         metadata if metadata is not None else sa.MetaData(),
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False, unique=True),
+        sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False),
         sa.Column("aggregate_type", sa.Text, nullable=False),
         sa.Column("aggregate_key", sa.Text, nullable=False),
         sa.Column("event_type", sa.Text, nullable=False),
@@ -73,6 +83,9 @@ def outbox_table(schema: str = DEFAULT_SCHEMA, metadata: sa.MetaData | None = No
         # xid8 in the database (SQLAlchemy has no type for it)
         # unused: per-aggregate order comes from the writer's group lock (writer.py)
         sa.Column("txid", sa.Text, nullable=False, server_default=sa.text("pg_current_xact_id()")),
+        # migration 2: one row per (event, destination), each published and marked on its own
+        sa.Column("destination", sa.Text, nullable=False, server_default=DEFAULT_DESTINATION),
+        sa.UniqueConstraint("event_id", "destination", name="outbox_event_destination_key"),
         sa.CheckConstraint("state IN ('pending', 'published', 'dead')", name="outbox_state_check"),
         # the partial indexes the migrations create, so that Alembic autogenerate keeps them
         sa.Index("outbox_pending_idx", "id", postgresql_where=sa.text("state = 'pending'")),
@@ -85,6 +98,12 @@ def outbox_table(schema: str = DEFAULT_SCHEMA, metadata: sa.MetaData | None = No
         ),
         sa.Index("outbox_published_idx", "published_at", postgresql_where=sa.text("state = 'published'")),
         sa.Index("outbox_dead_idx", "id", postgresql_where=sa.text("state = 'dead'")),
+        sa.Index(
+            "outbox_destination_pending_idx",
+            "destination",
+            "id",
+            postgresql_where=sa.text("state = 'pending'"),
+        ),
         schema=schema,
     )
 
@@ -145,6 +164,22 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
             # replay pages the archive by id (keyset), merged with the live table's primary key
             "CREATE INDEX outbox_archive_id_idx ON {s}.outbox_archive (id)",
+        ),
+    ),
+    (
+        # Destinations (docs/destinations.md): an event routed to n destinations is n rows, so
+        # each destination is claimed, published, retried and marked on its own. Existing rows
+        # and unrouted events go to 'sqs', the queue the relay always published to.
+        3,
+        (
+            "ALTER TABLE {s}.outbox ADD COLUMN destination text NOT NULL DEFAULT 'sqs'",
+            "ALTER TABLE {s}.outbox_archive ADD COLUMN destination text NOT NULL DEFAULT 'sqs'",
+            "ALTER TABLE {s}.outbox DROP CONSTRAINT outbox_event_id_key",
+            "ALTER TABLE {s}.outbox ADD CONSTRAINT outbox_event_destination_key"
+            " UNIQUE (event_id, destination)",
+            # the claim scans one destination's pending rows in id order
+            "CREATE INDEX outbox_destination_pending_idx ON {s}.outbox (destination, id)"
+            " WHERE state = 'pending'",
         ),
     ),
 )

@@ -19,13 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from ._claim_sql import CLAIM
+from .schema import DEFAULT_DESTINATION
 
 _CANDIDATES = """
 SELECT id, aggregate_type, aggregate_key,
        available_at <= now() AS due,
        coalesce(lease_expires_at > now(), false) AS leased
 FROM "{s}".outbox
-WHERE state = 'pending'{more}
+WHERE state = 'pending' AND destination = %(destination)s{more}
 ORDER BY id
 LIMIT %(scan)s
 """
@@ -205,7 +206,14 @@ class OutboxStore:
                     raw.prepare_threshold = before
 
     def claim(
-        self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
+        self,
+        *,
+        owner: str,
+        claim_size: int,
+        rows_per_group: int,
+        lease_seconds: float,
+        scan: int,
+        destination: str = DEFAULT_DESTINATION,
     ) -> tuple[int, list[ClaimedRow]]:
         if not self.single_statement:
             return self._claim_stepwise(
@@ -214,8 +222,10 @@ class OutboxStore:
                 rows_per_group=rows_per_group,
                 lease_seconds=lease_seconds,
                 scan=scan,
+                destination=destination,
             )
         params = {
+            "destination": destination,
             "owner": owner,
             "claim": claim_size,
             "rpg": rows_per_group,
@@ -229,10 +239,19 @@ class OutboxStore:
         return int(rows[0][-1]), [ClaimedRow(*r[:-1]) for r in rows]
 
     def _claim_stepwise(
-        self, *, owner: str, claim_size: int, rows_per_group: int, lease_seconds: float, scan: int
+        self,
+        *,
+        owner: str,
+        claim_size: int,
+        rows_per_group: int,
+        lease_seconds: float,
+        scan: int,
+        destination: str,
     ) -> tuple[int, list[ClaimedRow]]:
         with self._connection(self.engine) as conn, conn.begin():
-            candidates = list(conn.exec_driver_sql(self._candidates, {"scan": scan}).all())
+            candidates = list(
+                conn.exec_driver_sql(self._candidates, {"scan": scan, "destination": destination}).all()
+            )
             if not candidates:
                 return 0, []
             heads, ids = select_claimable(candidates, claim_size=claim_size, rows_per_group=rows_per_group)
@@ -243,6 +262,7 @@ class OutboxStore:
                     self._beyond,
                     {
                         "scan": scan,
+                        "destination": destination,
                         "after": candidates[-1].id,
                         "seen_types": [t for t, _ in seen],
                         "seen_keys": [k for _, k in seen],

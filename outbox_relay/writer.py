@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .destinations import Destination, check_destinations
 from .envelope import SQS_MAX_MESSAGE_BYTES, dumps, estimated_size, message_group_id
 from .exceptions import (
     AggregateTypeSeparatorError,
@@ -31,30 +32,37 @@ from .validation import check_event_id, check_text, jsonb_text_size
 __all__ = ["enqueue", "enqueue_async", "enqueue_many", "notify_channel"]
 
 _SQL = (
+    # one row per destination (docs/destinations.md); the count tells enqueue whether any row
+    # was already there
+    "WITH ins AS ("
     'INSERT INTO "{schema}".outbox (event_id, aggregate_type, aggregate_key, event_type, payload,'
-    " headers, available_at)"
+    " headers, available_at, destination)"
     " SELECT %(event_id)s, %(aggregate_type)s, %(aggregate_key)s, %(event_type)s, %(payload)s::jsonb,"
-    " %(headers)s::jsonb, coalesce(%(available_at)s::timestamptz, now())"
+    " %(headers)s::jsonb, coalesce(%(available_at)s::timestamptz, now()), d.destination"
     # The group lock is taken in a subquery that OFFSET 0 keeps from being flattened, so it is
     # granted before the outer row (and its identity default) is formed: the id is drawn while
     # holding the lock, and the lock is held until the caller's COMMIT or ROLLBACK. Writers of
     # one aggregate therefore draw ids in the order they commit. The NOTIFY rides in the same
-    # round trip; PostgreSQL delivers it only on COMMIT.
+    # round trip; PostgreSQL delivers it only on COMMIT. The lock is the aggregate's, not the
+    # (destination, aggregate)'s: one lock orders the rows of every destination at once.
     " FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(lock_key)s, 0)),"
     " pg_notify(%(channel)s, '') OFFSET 0) AS wake"
-    " ON CONFLICT (event_id) DO NOTHING"
+    " CROSS JOIN unnest(%(destinations)s::text[]) WITH ORDINALITY AS d(destination, n)"
+    " ORDER BY d.n"
+    " ON CONFLICT (event_id, destination) DO NOTHING"
     " RETURNING id"
+    ") SELECT count(*) FROM ins"
 )
 # Only when the event id was already there: is it the same event (a retry) or another one?
 # A row purged by retention keeps only its id (payload 'null', which enqueue never writes): it
 # cannot be compared, and its event was published, so a re-enqueue is the retry it was kept for.
 _SAME_EVENT = (
-    "SELECT payload = 'null'::jsonb OR (aggregate_type = %(aggregate_type)s"
+    "SELECT bool_and(payload = 'null'::jsonb OR (aggregate_type = %(aggregate_type)s"
     " AND aggregate_key = %(aggregate_key)s AND event_type = %(event_type)s"
     " AND payload = %(payload)s::jsonb"
     # a retry runs under another trace (a new request, a Lambda retry): not another event
     " AND headers - ARRAY['X-Amzn-Trace-Id', 'traceparent'] ="
-    " %(headers)s::jsonb - ARRAY['X-Amzn-Trace-Id', 'traceparent'])"
+    " %(headers)s::jsonb - ARRAY['X-Amzn-Trace-Id', 'traceparent']))"
     ' FROM "{schema}".outbox WHERE event_id = %(event_id)s'
 )
 
@@ -77,6 +85,7 @@ def enqueue(
     available_at: datetime | None = None,
     schema: str = DEFAULT_SCHEMA,
     max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    destinations: Sequence[Destination] | None = None,
 ) -> uuid.UUID:
     """Add an event to the outbox in the caller's transaction and return its event id.
 
@@ -114,8 +123,9 @@ def enqueue(
         available_at=available_at,
         schema=schema,
         max_message_bytes=max_message_bytes,
+        destinations=destinations,
     )
-    if _fetch(conn, sql, params) is None:
+    if _partly_there(_fetch(conn, sql, params), params):
         _check_same_event(_fetch(conn, _SAME_EVENT.format(schema=schema), params), params)
     return eid
 
@@ -132,6 +142,7 @@ async def enqueue_async(
     available_at: datetime | None = None,
     schema: str = DEFAULT_SCHEMA,
     max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    destinations: Sequence[Destination] | None = None,
 ) -> uuid.UUID:
     """:func:`enqueue` for a psycopg ``AsyncConnection`` or a SQLAlchemy ``AsyncConnection`` /
     ``AsyncSession``: the same checks, the same SQL, the same order and deadlock rules."""
@@ -145,9 +156,10 @@ async def enqueue_async(
         available_at=available_at,
         schema=schema,
         max_message_bytes=max_message_bytes,
+        destinations=destinations,
     )
     fetch = await _async_fetcher(target)
-    if await fetch(sql, params) is None:
+    if _partly_there(await fetch(sql, params), params):
         _check_same_event(await fetch(_SAME_EVENT.format(schema=schema), params), params)
     return eid
 
@@ -178,6 +190,7 @@ def enqueue_many(
             available_at=e.get("available_at"),
             schema=schema,
             max_message_bytes=max_message_bytes,
+            destinations=e.get("destinations"),
         )
         for e in events
     ]
@@ -190,7 +203,7 @@ def enqueue_many(
             {"keys": keys},
         )
     for _, sql, params in prepared:
-        if _fetch(conn, sql, params) is None:  # its lock is already ours (locks are re-entrant)
+        if _partly_there(_fetch(conn, sql, params), params):  # its lock is already ours (re-entrant)
             _check_same_event(_fetch(conn, _SAME_EVENT.format(schema=schema), params), params)
     return [eid for eid, _, _ in prepared]
 
@@ -206,6 +219,7 @@ def _prepare(
     available_at: datetime | None,
     schema: str,
     max_message_bytes: int,
+    destinations: Sequence[Destination] | None = None,
 ) -> tuple[uuid.UUID, str, dict[str, Any]]:
     """Every check, then the SQL and its parameters; raises before anything touches the database."""
     check_schema(schema)
@@ -250,6 +264,7 @@ def _prepare(
         + payload_bytes
         + headers_bytes
     )
+    dests = check_destinations(destinations, event_id=sid)
     if size > max_message_bytes:
         raise PayloadTooLargeError(
             f"event {sid} ({event_type}): the SQS message would be {size:,} bytes, over the "
@@ -259,6 +274,16 @@ def _prepare(
             size=size,
             limit=max_message_bytes,
         )
+    for dest in dests:
+        if size > dest.max_message_bytes:
+            raise PayloadTooLargeError(
+                f"event {sid} ({event_type}): the message would be {size:,} bytes, over the "
+                f"{dest.max_message_bytes:,}-byte limit of destination {dest.name!r} ({dest.kind}); "
+                "store the payload elsewhere (e.g. S3) and enqueue a reference to it (claim-check)",
+                event_id=sid,
+                size=size,
+                limit=dest.max_message_bytes,
+            )
     params = {
         "event_id": eid,
         "aggregate_type": aggregate_type,
@@ -269,12 +294,18 @@ def _prepare(
         "available_at": available_at,
         "channel": notify_channel(schema),
         "lock_key": group_lock_key(schema, aggregate_type, aggregate_key),
+        "destinations": [d.name for d in dests],
     }
     return eid, _SQL.format(schema=schema), params
 
 
+def _partly_there(inserted: Any, params: dict[str, Any]) -> bool:
+    """Whether some row of the event was already in the outbox (the insert skipped it)."""
+    return int(inserted[0]) < len(params["destinations"])
+
+
 def _check_same_event(row: Any, params: dict[str, Any]) -> None:
-    if row is not None and not row[0]:
+    if row is not None and row[0] is False:
         raise EventIdConflictError(
             f"event {params['event_id']} is already in the outbox with a different event "
             f"(type, aggregate, payload or headers differ from {params['event_type']} "

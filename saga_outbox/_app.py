@@ -15,6 +15,7 @@ from ._errors import AppError
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from outbox_relay.destinations import Destination, DestinationKind, Routes
     from saga_outbox.lambdas.tasks import ActionRegistry, StepContext
     from saga_outbox.workflows.definition import Workflow
 
@@ -70,6 +71,8 @@ class SagaApp:
         self._routes: list[EventRoute] = []
         self._actions: dict[tuple[str, str], Action] = {}
         self._migrations: list[Migration] = []
+        self._destinations: dict[str, Destination] = {}
+        self._deliveries: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"SagaApp({self.name!r}, workflows={list(self._workflows)})"
@@ -111,6 +114,57 @@ class SagaApp:
             return fn
 
         return register
+
+    def destination(self, name: str, *, kind: DestinationKind) -> Destination:
+        """Declare a destination besides the SQS queue ``"sqs"`` (always there): ``kind`` is
+        ``"sns"``, ``"eventbridge"``, ``"kinesis"`` or ``"sqs"``. A relay publishes it when
+        given a publisher under this name (``RoutedRelay(publishers={name: ...})``)."""
+        from outbox_relay.destinations import Destination
+        from outbox_relay.exceptions import ConfigurationError
+
+        try:
+            dest = Destination(name=name, kind=kind)
+        except ConfigurationError as exc:
+            raise AppError(f"app {self.name!r}: {exc}") from exc
+        known = self._destinations.get(name)
+        if (known is not None and known != dest) or (name == "sqs" and kind != "sqs"):
+            raise AppError(f"app {self.name!r} already has a destination {name!r} of another kind")
+        self._destinations[name] = dest
+        return dest
+
+    def deliver(self, event_type: str, *, to: list[str] | tuple[str, ...]) -> None:
+        """Write every ``event_type`` event for each destination of ``to`` (names declared
+        with :meth:`destination`, or ``"sqs"``), each published and retried on its own.
+        Unrouted event types go to ``"sqs"`` only. Keep ``"sqs"`` in ``to`` for an event
+        type that starts a workflow: the dispatcher reads the SQS queue."""
+        if not isinstance(event_type, str) or not event_type.strip():
+            raise AppError(f"app.deliver: invalid event_type {event_type!r}: must be a non-empty string")
+        if isinstance(to, str) or not to:
+            raise AppError(f"app.deliver({event_type!r}): to={to!r} must be a non-empty list of names")
+        unknown = [n for n in to if n != "sqs" and n not in self._destinations]
+        if unknown:
+            raise AppError(
+                f"app.deliver({event_type!r}) names undeclared destinations {unknown}; "
+                f"declared: {sorted({'sqs', *self._destinations})} (app.destination(name, kind=...))"
+            )
+        self._deliveries[event_type] = tuple(dict.fromkeys(to))
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """The destinations declared with :meth:`destination` (the SQS queue ``"sqs"`` aside)."""
+        return tuple(d for d in self._destinations.values() if d.name != "sqs")
+
+    @property
+    def outbox_routes(self) -> Routes:
+        """The destinations and deliveries as :class:`outbox_relay.Routes`."""
+        from outbox_relay.destinations import SQS_DESTINATION, Routes
+
+        dests = {"sqs": SQS_DESTINATION, **self._destinations}
+        return Routes(destinations=tuple(dests.values()), routes=dict(self._deliveries))
+
+    def destinations_for(self, event_type: str) -> tuple[Destination, ...]:
+        """Where an event of ``event_type`` is written for (default: the SQS queue)."""
+        return self.outbox_routes.for_event(event_type)
 
     def migration(self, fn: F) -> F:
         """Decorator: a function ``(conn) -> None`` that creates or upgrades the app's own
@@ -164,7 +218,8 @@ class SagaApp:
         """The largest message an event of ``event_type`` may be: SQS's 1 MiB, or less when it
         starts a workflow whose input budget (256 KiB of Step Functions state minus what its
         steps may add) is smaller. :meth:`enqueue` and ``ctx.enqueue`` refuse larger ones
-        before any SQL; carry large payloads by reference (claim-check)."""
+        before any SQL; carry large payloads by reference (claim-check). Each destination's
+        own limit (SNS, EventBridge: 256 KB) is checked by enqueue on top, naming it."""
         from outbox_relay.envelope import SQS_MAX_MESSAGE_BYTES
         from saga_outbox.workflows.budget import workflow_input_budget_bytes
 
@@ -192,7 +247,7 @@ class SagaApp:
             aggregate_type=aggregate_type,
             aggregate_key=aggregate_key,
             max_message_bytes=self.max_event_bytes(event_type),
-            **options,
+            **{"destinations": self.destinations_for(event_type), **options},
         )
 
     def functions(self) -> set[str]:
@@ -237,6 +292,16 @@ class SagaApp:
         )
         if extra:
             problems.append(f"actions registered for no step: {', '.join(extra)}")
+        unstarted = sorted(
+            t
+            for t, to in self._deliveries.items()
+            if "sqs" not in to and any(r.event_type == t for r in self._routes)
+        )
+        if unstarted:
+            problems.append(
+                f"event types {unstarted} start workflows but are not delivered to 'sqs', the queue "
+                "the dispatcher reads: add 'sqs' to app.deliver(..., to=[...])"
+            )
         if problems:
             raise AppError(f"app {self.name!r} is incomplete: " + "; ".join(problems))
         return self

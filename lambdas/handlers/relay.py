@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
-from outbox_relay import PowertoolsMetricsSink, Publisher, Relay, RelayOptions, SqsFifoPublisher
+from outbox_relay import PowertoolsMetricsSink, Publisher, Relay, RelayOptions, RoutedRelay, SqsFifoPublisher
+from outbox_relay.routed import publishers_from_spec
 
 from ..runtime import Handler, LazyHandler, Runtime
 from ._observability import observability
@@ -25,13 +27,26 @@ def make_handler(
         assert config.queue_url is not None
         publisher = SqsFifoPublisher(queue_url=config.queue_url, sqs_client=runtime.sqs_client)
     logger, tracer, metrics = observability("relay")
-    relay = Relay(
-        engine=runtime.engine,
-        publisher=publisher,
-        # no LISTEN in a short-lived drain: it polls until idle or out of time
-        options=options or RelayOptions(schema=config.outbox_schema, listen=False),
-        metrics=PowertoolsMetricsSink(metrics),
-    )
+    # no LISTEN in a short-lived drain: it polls until idle or out of time
+    options = options or RelayOptions(schema=config.outbox_schema, listen=False)
+    relay: Any
+    # the app's other destinations, set by the CDK construct (docs/destinations.md)
+    spec = os.environ.get("OUTBOX_DESTINATIONS")
+    if spec:
+        publishers = {"sqs": publisher, **publishers_from_spec(spec)}
+        relay = RoutedRelay(
+            engine=runtime.engine,
+            publishers=publishers,
+            options=options,
+            metrics=PowertoolsMetricsSink(metrics),
+        )
+    else:
+        relay = Relay(
+            engine=runtime.engine,
+            publisher=publisher,
+            options=options,
+            metrics=PowertoolsMetricsSink(metrics),
+        )
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
@@ -42,7 +57,10 @@ def make_handler(
         if remaining_ms is not None:
             budget = max(0.5, min(budget, remaining_ms() / 1000 - SAFETY_MARGIN_SECONDS))
         result = relay.drain(max_seconds=budget)
-        counts = dataclasses.asdict(result)
+        if isinstance(result, dict):  # per destination
+            counts = {name: dataclasses.asdict(r) for name, r in result.items()}
+        else:
+            counts = dataclasses.asdict(result)
         logger.info("relay drained", extra=counts)
         return counts
 

@@ -63,6 +63,8 @@ class ChaosReport:
     app: str = ""
     scenario: str | None = None
     duration_seconds: float = 0.0
+    #: --destination: that destination's own figures and which invariants apply to it
+    destination: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,7 @@ class ChaosReport:
             and self.order_violations == 0
             and self.sagas_unfinished == 0
             and self.compensation_order_violations == 0
+            and (self.destination is None or bool(self.destination["ok"]))
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -133,7 +136,8 @@ def check_run(
         rows = c.exec_driver_sql(
             f"SELECT event_id::text, aggregate_type || ':' || aggregate_key, event_type, state, "
             f"row_number() OVER (PARTITION BY aggregate_type, aggregate_key ORDER BY id) "
-            f'FROM "{outbox_schema}".outbox'
+            # the SQS rows: a second destination (--destination) is checked on its own
+            f"FROM \"{outbox_schema}\".outbox WHERE destination = 'sqs'"
         ).all()
     rank = {r[0]: (r[1], int(r[4])) for r in rows}
     types = {r[0]: r[2] for r in rows}

@@ -68,6 +68,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=3_600.0, help="give up producing after this")
     p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     p.add_argument("--log-dir", help="keep the relay processes' logs here")
+    p.add_argument(
+        "--destination",
+        choices=("sns", "eventbridge", "kinesis"),
+        help="also route the probe events to this destination, read it back and check it",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_chaos)
 
@@ -102,6 +107,7 @@ def _chaos(args: argparse.Namespace) -> int:
             timeout_seconds=args.timeout,
             database_url=args.database_url,
             log_dir=args.log_dir,
+            destination=args.destination,
         )
     except ValueError as exc:
         print(f"saga-outbox chaos: error: {exc}", file=sys.stderr)
@@ -142,6 +148,11 @@ def format_table(report: Any) -> str:
         ("late re-sends (delivered again)", f"{r.late_resends} ({r.late_resends_received})"),
         *((f"absorbed: {k}", v) for k, v in r.absorbed.items()),
         *((f"injected: {k}", v) for k, v in r.faults.items()),
+        *(
+            (f"destination {r.destination['name']}: {k}", r.destination[k])
+            for k in ("rows", "received", "lost", "dead_rows", "duplicates", "order_violations")
+            if r.destination is not None
+        ),
         ("wall time (s)", r.duration_seconds),
     ]
     lines = [format_pairs(rows)]

@@ -126,6 +126,7 @@ def run_chaos(
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     dedup = SqsDedupModel(history, queue_name=local.queue_name)
     relays: Relays | None = None
+    second: Any = None  # --destination: a SecondDestination
     disruptions: Disruptions | None = None
     sources: list[ChaosEventSource] = []
     chaos_threads: list[Periodic] = []
@@ -186,6 +187,26 @@ def run_chaos(
         )
         disruptions.start()
         relays.start()
+        probe_destinations = None
+        if opts.destination is not None:
+            import boto3
+
+            from outbox_relay.destinations import SQS_DESTINATION
+
+            from .destination import SecondDestination
+
+            second = SecondDestination(
+                opts.destination,
+                clients=lambda service: boto3.client(service, region_name=local.region),
+                engine=engine,
+                schema=schema,
+                run_id=run_id,
+                entry_failure_rate=opts.entry_failure_rate,
+                throttle_rate=opts.throttle_rate,
+                seed=opts.seed + 5,
+            )
+            second.start()
+            probe_destinations = [SQS_DESTINATION, second.destination]
 
         def drop_connections() -> None:
             with engine.connect() as c:
@@ -214,7 +235,8 @@ def run_chaos(
                     f"UPDATE \"{schema}\".outbox SET state = 'pending', published_at = NULL, "
                     "first_sent_at = now() - interval '6 minutes', available_at = now() "
                     f"WHERE id IN (SELECT id FROM \"{schema}\".outbox WHERE state = 'published' "
-                    "AND event_type = %(t)s ORDER BY random() LIMIT %(n)s) RETURNING event_id::text",
+                    "AND event_type = %(t)s AND destination = 'sqs' ORDER BY random() LIMIT %(n)s) "
+                    "RETURNING event_id::text",
                     {"t": PLAIN_EVENT_TYPE, "n": take},
                 ).all()
             ids = [r[0] for r in rows]
@@ -280,6 +302,7 @@ def run_chaos(
                             event_type=PLAIN_EVENT_TYPE,
                             payload={"account": a, "seq": seqs[a], "amount": 1},
                             schema=schema,
+                            destinations=probe_destinations,
                         )
                 events_done += batch
                 done_units += batch
@@ -326,6 +349,8 @@ def run_chaos(
         chaos_threads.clear()
         disruptions.stop()
         relays.stop()
+        if second is not None:
+            second.stop()
         for s in sources:
             s.stop()
         sources.clear()
@@ -350,6 +375,8 @@ def run_chaos(
             plain_event_type=PLAIN_EVENT_TYPE,
             domain=domain,
         )
+        if second is not None:
+            report.destination = second.check()
         report.scenario = scenario_name
         report.duration_seconds = round(time.monotonic() - started, 1)
         report.faults["late_resends_requested"] = len(history.late_resend_requests)
@@ -363,6 +390,8 @@ def run_chaos(
             disruptions.stop()
         if relays is not None:
             relays.stop()
+        if second is not None:
+            second.stop()
         for s in sources:
             s.stop()
         dedup.uninstall()

@@ -76,8 +76,12 @@ class ChaosOptions:
     timeout_seconds: float = 3_600.0
     settle_timeout_seconds: float = 300.0
     log_dir: str | None = None
+    #: a second destination the probe events are also routed to: sns, eventbridge or kinesis
+    destination: str | None = None
 
     def __post_init__(self) -> None:
+        if self.destination not in (None, "sns", "eventbridge", "kinesis"):
+            raise ValueError(f"--destination must be sns, eventbridge or kinesis, got {self.destination!r}")
         if self.events < 0 or self.sagas < 0 or self.events + self.sagas == 0:
             raise ValueError("--events and --sagas must be >= 0, and not both 0")
         if self.relays < 1:

@@ -20,6 +20,8 @@ from outbox_relay.exceptions import (
 )
 from outbox_relay.schema import MIGRATIONS
 
+LATEST = MIGRATIONS[-1][0]  # every migration appended, none skipped
+
 pytestmark = pytest.mark.integration
 
 
@@ -32,7 +34,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_migrate_then_status_json_prints_zero_pending(database_url, schema):
     done = _cli("outbox", "migrate", "--database-url", database_url, "--schema", schema)
     assert done.returncode == 0, done.stderr
-    assert f"version {MIGRATIONS[-1][0]}" in done.stdout
+    assert f"version {LATEST}" in done.stdout
     status = _cli("outbox", "status", "--json", "--database-url", database_url, "--schema", schema)
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
@@ -119,7 +121,7 @@ def test_migrate_is_idempotent_and_explicit(engine, schema):
             ).scalar()
             == 0
         )
-    assert migrate(engine, schema=schema) == migrate(engine, schema=schema) == MIGRATIONS[-1][0]
+    assert migrate(engine, schema=schema) == migrate(engine, schema=schema) == LATEST
     assert any("CREATE TABLE" in s for s in migration_statements(schema))
     insp = sa.inspect(engine)
     with pytest.warns(sa.exc.SAWarning, match="xid8"):  # SQLAlchemy does not know xid8 (txid)
