@@ -4,6 +4,7 @@ Write events with :func:`enqueue` inside your own transaction; run a :class:`Rel
 a process or a bounded drain) to publish them with deterministic deduplication ids.
 """
 
+from .dynamodb import DynamoDbOutbox, OutboxEvent, TransactionCancelledError
 from .embedded import embedded_postgres_url
 from .envelope import OutboxEnvelope, deduplication_id, message_group_id
 from .exceptions import (
@@ -48,6 +49,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DrainResult",
     "DuplicateKeyError",
+    "DynamoDbOutbox",
     "EntryFailure",
     "EventIdConflictError",
     "InMemoryMetrics",
@@ -61,6 +63,7 @@ __all__ = [
     "OutboundMessage",
     "OutboxEnvelope",
     "OutboxError",
+    "OutboxEvent",
     "OutboxStatus",
     "OutboxTableMissingError",
     "PayloadNotJsonError",
@@ -76,6 +79,7 @@ __all__ = [
     "RelayThread",
     "SchemaNameError",
     "SqsFifoPublisher",
+    "TransactionCancelledError",
     "UnsupportedTargetError",
     "deduplication_id",
     "embedded_postgres_url",

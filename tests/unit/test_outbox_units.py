@@ -28,6 +28,7 @@ def test_public_api_is_hand_picked():
     assert set(outbox_relay.__all__) == {n for n in dir(outbox_relay) if not n.startswith("_")} - {
         "cli",
         "db",
+        "dynamodb",
         "embedded",
         "envelope",
         "exceptions",
