@@ -139,6 +139,7 @@ class StreamRelay:
         outcome = StreamOutcome()
         by_group: dict[str, list[_Event]] = {}
         blocked: dict[str, str] = {}  # group -> why its later records are held back
+        poisoned: dict[str, str] = {}  # group -> the poison record its later records wait for
         order: list[tuple[str, str | None]] = []  # (sequence number, group) in stream order
         for i, record in enumerate(records):
             number = str((record.get("dynamodb") or {}).get("SequenceNumber", i))
@@ -147,8 +148,8 @@ class StreamRelay:
             except PoisonRecordError as exc:
                 group = _group_of(record)
                 outcome.failed[number] = exc
-                if group is not None:
-                    blocked.setdefault(group, f"held back behind poison record {number}")
+                if group is not None:  # its later records wait; the earlier ones still go
+                    poisoned.setdefault(group, f"held back behind poison record {number}")
                 order.append((number, group))
                 self.metrics.count("PoisonRecords")
                 continue
@@ -156,20 +157,21 @@ class StreamRelay:
                 outcome.skipped.append(number)
                 continue
             group, seq, message = parsed
+            order.append((number, group))
+            if group in poisoned:
+                continue  # held back (reported below)
             events = by_group.setdefault(group, [])
             if events and seq < events[-1].seq:
                 outcome.reordered += 1
             events.append(_Event(number, group, seq, message))
-            order.append((number, group))
         for events in by_group.values():
             events.sort(key=lambda e: e.seq)
         self._send_rounds(by_group, blocked, outcome)
         for number, group in order:  # a poison record's later records of its aggregate
             if number in outcome.failed or number in outcome.published:
                 continue
-            outcome.failed[number] = RecordFailed(
-                f"record {number} held back: {blocked.get(group or '', 'not sent')}", held_back=True
-            )
+            why = blocked.get(group or "") or poisoned.get(group or "", "not sent")
+            outcome.failed[number] = RecordFailed(f"record {number} held back: {why}", held_back=True)
         if outcome.published:
             self.metrics.count("Published", len(outcome.published))
         if outcome.reordered:

@@ -28,7 +28,7 @@ from outbox_relay import (
 )
 from outbox_relay.dynamodb import StreamRelay
 from saga_outbox.local import LocalOptions, LocalRuntime
-from saga_outbox.local.stream_source import lambda_dynamodb_event
+from saga_outbox.local.stream_source import DynamoDbStreamEventSource, lambda_dynamodb_event
 from saga_outbox.workflows import execution_name
 
 pytestmark = pytest.mark.integration
@@ -228,3 +228,81 @@ def test_the_orders_example_on_dynamodb_runs_the_same_saga_end_to_end(database_u
         assert local.stream_source is not None and local.stream_source.stats.failures == 0
         item = local.clients["dynamodb"].get_item(TableName="orders", Key={"order_id": {"S": str(order_id)}})
         assert item["Item"]["status"]["S"] == "PENDING"
+
+
+def _source(aws: dict[str, Any], handler: Any, **kwargs: Any) -> DynamoDbStreamEventSource:
+    return DynamoDbStreamEventSource(
+        streams_client=aws["streams"], stream_arn=aws["stream_arn"], handler=handler, **kwargs
+    )
+
+
+def _consumer(aws: dict[str, Any]) -> Any:
+    from saga_outbox.lambdas.config import RuntimeConfig
+    from saga_outbox.lambdas.handlers.stream import make_handler
+    from saga_outbox.lambdas.runtime import Runtime
+
+    return make_handler(
+        Runtime(RuntimeConfig(queue_url=aws["queue_url"])),
+        publisher=SqsFifoPublisher(queue_url=aws["queue_url"], sqs_client=aws["sqs"]),
+    )
+
+
+def _received(aws: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    while (
+        batch := aws["sqs"]
+        .receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+        .get("Messages", [])
+    ):
+        out.extend(json.loads(m["Body"])["event_type"] for m in batch)
+        aws["sqs"].delete_message_batch(
+            QueueUrl=aws["queue_url"],
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    return out
+
+
+def test_a_consumer_crash_mid_batch_gets_the_batch_again(aws: dict[str, Any]) -> None:
+    outbox = DynamoDbOutbox(table_name=TABLE, dynamodb_client=aws["ddb"])
+    for i in range(4):
+        outbox.transact_write(
+            [], [OutboxEvent(aggregate_type="order", aggregate_key="k", event_type=f"E{i}", payload={})]
+        )
+    consumer = _consumer(aws)
+    calls = []
+
+    def crashing(event: dict[str, Any], context: Any) -> Any:
+        calls.append(len(event["Records"]))
+        response = consumer(event, context)  # everything was sent ...
+        if len(calls) == 1:
+            raise RuntimeError("killed before returning")  # ... and the invocation still failed
+        return response
+
+    source = _source(aws, crashing)
+    while source.poll_once():
+        pass
+    assert source.stats.handler_errors == 1
+    # redelivered whole: sent twice, deduplicated by SQS inside its window (moto: while queued)
+    assert _received(aws) == ["E0", "E1", "E2", "E3"]
+
+
+def test_a_poison_item_goes_to_the_on_failure_queue_and_the_shard_moves_on(aws: dict[str, Any]) -> None:
+    outbox = DynamoDbOutbox(table_name=TABLE, dynamodb_client=aws["ddb"])
+    outbox.transact_write(
+        [], [OutboxEvent(aggregate_type="order", aggregate_key="a", event_type="A1", payload={})]
+    )
+    # an item written around the writer (no payload): it can never become a message
+    aws["ddb"].put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": "order:p"}, "sk": {"S": "1"}, "kind": {"S": "event"}, "seq": {"N": "1"}},
+    )
+    outbox.transact_write(
+        [], [OutboxEvent(aggregate_type="order", aggregate_key="b", event_type="B1", payload={})]
+    )
+    failures: list[dict[str, Any]] = []
+    source = _source(aws, _consumer(aws), max_retry_attempts=2, on_failure=failures.append)
+    for _ in range(20):
+        source.poll_once()
+    assert [f["DDBStreamBatchInfo"]["batchSize"] for f in failures] == [1]
+    assert sorted(_received(aws)) == ["A1", "B1"]
+    assert source.stats.sent_to_on_failure == 1
