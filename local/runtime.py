@@ -334,7 +334,13 @@ class LocalRuntime:
             )
             self.event_sources.append(source.start())
         if opts.outbox_source == "dynamodb":
+            self.start_stream_source()
+
+    def start_stream_source(self) -> DynamoDbStreamEventSource:
+        """The DynamoDB outbox's stream → the stream consumer handler (``outbox_source="dynamodb"``)."""
+        if self.stream_source is None:
             self.stream_source = self._stream_event_source().start()
+        return self.stream_source
 
     def _stream_event_source(self) -> DynamoDbStreamEventSource:
         from saga_outbox.lambdas.handlers import stream

@@ -129,6 +129,10 @@ class DynamoDbStreamEventSource:
         ]
         return records
 
+    def pending(self) -> bool:
+        """Whether a record past the checkpoint is waiting (what IteratorAge > 0 means)."""
+        return any(self._read(shard, 1) for shard in self._shards())
+
     def poll_once(self) -> int:
         """One batch per shard through the handler; returns the records handed over."""
         seen = 0

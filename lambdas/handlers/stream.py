@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from outbox_relay import PowertoolsMetricsSink, Publisher, SqsFifoPublisher
-from outbox_relay.dynamodb import StreamRelay
+from outbox_relay.dynamodb import PoisonRecordError, StreamRelay
 
 from ..runtime import Handler, LazyHandler, Runtime
 from ._observability import observability
@@ -38,10 +38,10 @@ def make_handler(runtime: Runtime, *, publisher: Publisher | None = None) -> Han
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         outcome = relay.publish(event.get("Records") or [])
         for number, error in outcome.failed.items():
-            if not getattr(error, "held_back", False):
-                logger.warning(
-                    "stream record not published", extra={"sequence_number": number, "error": str(error)}
-                )
+            # a poison record needs a person; a throttled or failed entry is retried by Lambda
+            log = logger.warning if isinstance(error, PoisonRecordError) else logger.info
+            if not error.held_back:
+                log("stream record not published", extra={"sequence_number": number, "error": str(error)})
 
         def record_handler(record: DynamoDBRecord) -> None:
             error = outcome.failed.get(str(record.dynamodb.sequence_number if record.dynamodb else ""))
