@@ -306,3 +306,23 @@ def test_a_poison_item_goes_to_the_on_failure_queue_and_the_shard_moves_on(aws: 
     assert [f["DDBStreamBatchInfo"]["batchSize"] for f in failures] == [1]
     assert sorted(_received(aws)) == ["A1", "B1"]
     assert source.stats.sent_to_on_failure == 1
+
+
+def test_the_readme_dynamodb_example_runs_as_written(aws: dict[str, Any]) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- dynamodb-example:start -->\s*```python\n(.*?)```", readme, re.S)
+    assert block, "README lost its DynamoDB example"
+    aws["ddb"].create_table(
+        TableName="accounts",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    namespace: dict[str, Any] = {"OUTBOX_TABLE": TABLE}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    messages = _drain_stream(aws)
+    assert [json.loads(m["Body"])["event_id"] for m in messages] == [str(namespace["event_id"])]
+    assert aws["ddb"].get_item(TableName="accounts", Key={"id": {"S": "42"}})["Item"]["balance"]["N"] == "0"
