@@ -278,22 +278,19 @@ def run_chaos(
                 batch = min(100, opts.events - events_done)
                 if ddb_writer is not None:
                     ddb_writer.write(rng, seqs, batch)
-                    events_done += batch
-                    done_units += batch
-                    history.events_enqueued = events_done
-                    continue
-                with engine.begin() as c:
-                    for _ in range(batch):
-                        a = rng.randrange(n_aggr)
-                        seqs[a] += 1
-                        enqueue(
-                            c,
-                            aggregate_type=PLAIN_AGGREGATE,
-                            aggregate_key=str(a),
-                            event_type=PLAIN_EVENT_TYPE,
-                            payload={"account": a, "seq": seqs[a], "amount": 1},
-                            schema=schema,
-                        )
+                else:
+                    with engine.begin() as c:
+                        for _ in range(batch):
+                            a = rng.randrange(n_aggr)
+                            seqs[a] += 1
+                            enqueue(
+                                c,
+                                aggregate_type=PLAIN_AGGREGATE,
+                                aggregate_key=str(a),
+                                event_type=PLAIN_EVENT_TYPE,
+                                payload={"account": a, "seq": seqs[a], "amount": 1},
+                                schema=schema,
+                            )
                 events_done += batch
                 done_units += batch
                 history.events_enqueued = events_done
