@@ -15,8 +15,8 @@ def test_small_dynamodb_chaos_run_keeps_every_invariant(database_url: str, aws_e
     report = run_chaos(
         ChaosOptions(
             source="dynamodb",
-            events=400,
-            sagas=4,
+            events=200,
+            sagas=2,
             kills=2,
             seed=5,
             database_url=database_url,
@@ -32,14 +32,14 @@ def test_small_dynamodb_chaos_run_keeps_every_invariant(database_url: str, aws_e
         scenario="examples.orders.chaos:scenario",
         progress=None,
     )
-    assert report.events == 400
+    assert report.events == 200
     assert report.lost == 0, report.examples
     assert report.order_violations == 0, report.examples
     assert report.duplicate_side_effects == 0
     assert report.sagas_unfinished == 0
     assert report.ok
     faults = report.faults
-    assert faults["ddb_transactions"] == 40
+    assert faults["ddb_transactions"] == 20
     assert faults["stream_entry_failures_injected"] > 0
     assert faults["stream_throttles_injected"] > 0
     assert faults["stream_consumer_crashes"] > 0
