@@ -44,6 +44,7 @@ from saga_outbox.cdk.concurrency import ConcurrencyPlan, plan_concurrency
 from saga_outbox.cdk.config import DeploymentConfig
 from saga_outbox.cdk.data import Database, ExistingDatabase
 from saga_outbox.cdk.destinations import Destinations
+from saga_outbox.cdk.dynamodb_outbox import DynamoDbOutboxTable
 from saga_outbox.cdk.functions import DEFAULT_TIMEOUT, DISPATCHER_TIMEOUT, Functions
 from saga_outbox.cdk.idempotency import IdempotencyStore
 from saga_outbox.cdk.messaging import Messaging
@@ -77,6 +78,9 @@ class SagaOutbox(Construct):
     :param alarm_topic: where alarms go; default: an encrypted topic of its own.
     :param relay: ``"lambda"`` (scheduled drain), ``"fargate"`` (LISTEN/NOTIFY service on the
         cluster endpoint) or ``"none"`` (your app embeds the relay).
+    :param dynamodb_outbox: also deploy a DynamoDB outbox table with its stream consumer
+        (:class:`~saga_outbox.cdk.dynamodb_outbox.DynamoDbOutboxTable`, ``docs/dynamodb.md``);
+        grant your writers with ``sagas.dynamodb_outbox.grant_write(fn)``.
     :param config: a whole :class:`DeploymentConfig`; ``**options`` override its fields
         (``connection_budget=``, ``steps_reserved_concurrency=``, ``metrics_namespace=`` ...),
         validated by it. ``region``/``account`` belong to your Stack and are ignored here.
@@ -97,6 +101,7 @@ class SagaOutbox(Construct):
         queue: sqs.IQueue | None = None,
         alarm_topic: sns.ITopic | None = None,
         relay: str | None = None,
+        dynamodb_outbox: bool = False,
         config: DeploymentConfig | None = None,
         destination_resources: Mapping[str, Any] | None = None,
         **options: Any,
@@ -167,6 +172,11 @@ class SagaOutbox(Construct):
         self.functions.add_dispatcher(
             messaging=self.messaging, state_machines=self.orchestration.state_machines
         )
+        self.dynamodb_outbox: DynamoDbOutboxTable | None = None
+        if dynamodb_outbox:
+            self.dynamodb_outbox = DynamoDbOutboxTable(
+                self, "DynamoDbOutbox", functions=self.functions, messaging=self.messaging
+            )
         self.relay_service: FargateRelay | None = None
         if cfg.relay == "fargate":
             self.relay_service = FargateRelay(
@@ -192,6 +202,8 @@ class SagaOutbox(Construct):
             functions=self.functions.all,
             topic=alarm_topic,
         )
+        if self.dynamodb_outbox is not None:
+            self.dynamodb_outbox.add_alarms(self.observability.topic)
 
     def _wire_destinations(self) -> None:
         """The relay (function or service) publishes every destination: grants and the

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from saga_outbox.workflows import compile_definition
 
 from .event_source import SqsEventSource
 from .lambda_bridge import lambda_bridge
+from .stream_source import DynamoDbStreamEventSource, sqs_on_failure
 
 __all__ = ["LocalOptions", "LocalRuntime"]
 
@@ -75,6 +77,15 @@ class LocalOptions:
     #: state machine definitions (workflow name -> ASL JSON with the steps function's ARN
     #: already in place) to run instead of compiling them, e.g. those of a synthesized template
     definitions: Mapping[str, str] | None = None
+    #: "dynamodb" adds a DynamoDB outbox table (stream NEW_IMAGE) read by the stream consumer
+    #: handler through a local stream event source; the PostgreSQL outbox and relay stay (steps
+    #: enqueue there)
+    outbox_source: str = "postgres"
+    outbox_table: str = "saga-outbox-outbox"
+    #: wraps the stream consumer's SQS client (fault injection for chaos runs)
+    stream_sqs_wrapper: Any = None
+    #: wraps the stream consumer handler (e.g. a crash mid-batch)
+    stream_handler_wrapper: Any = None
     #: keep the handlers' Powertools logs (WARNING and up) and EMF metrics off stdout, which
     #: belongs to the demo's table; Lambda would send both to CloudWatch
     quiet_handlers: bool = True
@@ -107,6 +118,10 @@ class LocalRuntime:
         self.relay: Relay | None = None
         self.relay_metrics = InMemoryMetrics()
         self.event_sources: list[SqsEventSource] = []
+        self.stream_source: DynamoDbStreamEventSource | None = None
+        self.stream_arn = ""
+        self.stream_dlq_url = ""
+        self._ddb_lock = threading.Lock()
         self.clients: dict[str, Any] = {}
         self._mock: Any = None
         self._bridge: Any = None
@@ -146,6 +161,7 @@ class LocalRuntime:
         _warm_moto_models()
         region = self.options.region
         session = boto3.session.Session(region_name=region)
+        self._session = session
         self.clients = {s: session.client(s) for s in ("stepfunctions", "dynamodb", "lambda")}
         # the relay's own client settings, as in Lambda: its attempts fit inside a lease
         self.clients["sqs"] = session.client("sqs", config=SqsFifoPublisher.client_config())
@@ -171,6 +187,12 @@ class LocalRuntime:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        if self.options.outbox_source == "dynamodb":
+            self._create_dynamodb_outbox()
+        elif self.options.outbox_source != "postgres":
+            raise ValueError(
+                f"outbox_source must be 'postgres' or 'dynamodb', got {self.options.outbox_source!r}"
+            )
         sfn = self.clients["stepfunctions"]
         for wf in self.app.workflows:
             arn = self.function_arn(wf.function)
@@ -184,6 +206,51 @@ class LocalRuntime:
                 roleArn=f"arn:aws:iam::{ACCOUNT}:role/saga-outbox-local",
                 type=str(wf.kind),
             )["stateMachineArn"]
+
+    def _create_dynamodb_outbox(self) -> None:
+        """The outbox table as the CDK construct makes it, and the stream's on-failure queue
+        (a standard queue: Lambda's on-failure destinations cannot be FIFO)."""
+        ddb = self.clients["dynamodb"]
+        table = ddb.create_table(
+            TableName=self.options.outbox_table,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )["TableDescription"]
+        ddb.update_time_to_live(
+            TableName=self.options.outbox_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+        self.stream_arn = table["LatestStreamArn"]
+        from botocore.config import Config
+
+        # botocore sends stream calls to the account endpoint named in the stream ARN
+        # (<account>.streams-ddb...), which moto does not route; the regional one it does
+        self.clients["dynamodbstreams"] = self._session.client(
+            "dynamodbstreams", config=Config(account_id_endpoint_mode="disabled")
+        )
+        self.stream_dlq_url = self.clients["sqs"].create_queue(
+            QueueName=self.options.outbox_table + "-stream-failures"
+        )["QueueUrl"]
+
+    def dynamodb_outbox(self, **kwargs: Any) -> Any:
+        """A :class:`outbox_relay.DynamoDbOutbox` on the local table. Its client is serialized:
+        moto's TransactWriteItems is not thread-safe (a cancelled transaction restores a copy
+        of the whole table, dropping what another thread wrote meanwhile), DynamoDB's is."""
+        from outbox_relay import DynamoDbOutbox
+
+        return DynamoDbOutbox(
+            table_name=self.options.outbox_table,
+            dynamodb_client=_Serialized(self.clients["dynamodb"], self._ddb_lock),
+            **kwargs,
+        )
 
     def _start_database(self) -> None:
         opts = self.options
@@ -271,11 +338,44 @@ class LocalRuntime:
                 seed=None if opts.seed is None else opts.seed + i,
             )
             self.event_sources.append(source.start())
+        if opts.outbox_source == "dynamodb":
+            self.start_stream_source()
+
+    def start_stream_source(self) -> DynamoDbStreamEventSource:
+        """The DynamoDB outbox's stream → the stream consumer handler (``outbox_source="dynamodb"``)."""
+        if self.stream_source is None:
+            self.stream_source = self._stream_event_source().start()
+        return self.stream_source
+
+    def _stream_event_source(self) -> DynamoDbStreamEventSource:
+        from saga_outbox.lambdas.handlers import stream
+
+        client = self.clients["sqs"]
+        if self.options.stream_sqs_wrapper is not None:
+            client = self.options.stream_sqs_wrapper(client)
+        handler = self._quiet(
+            stream.make_handler(
+                self.lambda_runtime, publisher=SqsFifoPublisher(queue_url=self.queue_url, sqs_client=client)
+            )
+        )
+        if self.options.stream_handler_wrapper is not None:
+            handler = self.options.stream_handler_wrapper(handler)
+        streams = _Serialized(self.clients["dynamodbstreams"], self._ddb_lock)
+        return DynamoDbStreamEventSource(
+            streams_client=streams,
+            stream_arn=self.stream_arn,
+            handler=handler,
+            region=self.options.region,
+            on_failure=sqs_on_failure(self.clients["sqs"], self.stream_dlq_url),
+        )
 
     def stop_workers(self) -> None:
         for source in self.event_sources:
             source.stop()
         self.event_sources.clear()
+        if self.stream_source is not None:
+            self.stream_source.stop()
+            self.stream_source = None
         if self._relay_thread is not None:
             self._relay_thread.stop()
             self._relay_thread = None
@@ -330,3 +430,21 @@ class LocalRuntime:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+class _Serialized:
+    """A boto3 client whose calls hold ``lock`` (see :meth:`LocalRuntime.dynamodb_outbox`)."""
+
+    def __init__(self, client: Any, lock: threading.Lock) -> None:
+        self._client, self._lock = client, lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call

@@ -16,6 +16,7 @@ from saga_outbox._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._aws_errors import DestinationNotFoundError
     from .destinations import Destination, InvalidDestinationError, Routes
+    from .dynamodb import DynamoDbOutbox, OutboxEvent, TransactionCancelledError
     from .embedded import embedded_postgres_url
     from .envelope import OutboxEnvelope, deduplication_id, message_group_id
     from .eventbridge import EventBridgePublisher
@@ -75,6 +76,7 @@ __all__ = [
     "DestinationNotFoundError",
     "DrainResult",
     "DuplicateKeyError",
+    "DynamoDbOutbox",
     "EntryFailure",
     "EventBridgePublisher",
     "EventIdConflictError",
@@ -92,6 +94,7 @@ __all__ = [
     "OutboundMessage",
     "OutboxEnvelope",
     "OutboxError",
+    "OutboxEvent",
     "OutboxStatus",
     "OutboxTableMissingError",
     "PayloadNotJsonError",
@@ -110,6 +113,7 @@ __all__ = [
     "SchemaNameError",
     "SnsFifoPublisher",
     "SqsFifoPublisher",
+    "TransactionCancelledError",
     "UnsupportedTargetError",
     "deduplication_id",
     "embedded_postgres_url",
@@ -139,6 +143,7 @@ _EXPORTS = {
     "DestinationNotFoundError": "outbox_relay._aws_errors",
     "DrainResult": "outbox_relay.relay",
     "DuplicateKeyError": "outbox_relay.exceptions",
+    "DynamoDbOutbox": "outbox_relay.dynamodb",
     "EntryFailure": "outbox_relay.publisher",
     "EventBridgePublisher": "outbox_relay.eventbridge",
     "EventIdConflictError": "outbox_relay.exceptions",
@@ -156,6 +161,7 @@ _EXPORTS = {
     "OutboundMessage": "outbox_relay.publisher",
     "OutboxEnvelope": "outbox_relay.envelope",
     "OutboxError": "outbox_relay.exceptions",
+    "OutboxEvent": "outbox_relay.dynamodb",
     "OutboxStatus": "outbox_relay.operations",
     "OutboxTableMissingError": "outbox_relay.exceptions",
     "PayloadNotJsonError": "outbox_relay.exceptions",
@@ -174,6 +180,7 @@ _EXPORTS = {
     "SchemaNameError": "outbox_relay.exceptions",
     "SnsFifoPublisher": "outbox_relay.sns",
     "SqsFifoPublisher": "outbox_relay.publisher",
+    "TransactionCancelledError": "outbox_relay.dynamodb",
     "UnsupportedTargetError": "outbox_relay.exceptions",
     "deduplication_id": "outbox_relay.envelope",
     "embedded_postgres_url": "outbox_relay.embedded",

@@ -90,6 +90,26 @@ def _effect_once(ctx: StepContext, table: sa.Table, *columns: Any, **values: Any
     ).one()
 
 
+def _adopt_dynamodb_order(ctx: StepContext, *, tables: OrderTables, order_id: uuid.UUID) -> None:
+    """An order placed on the DynamoDB path (``ddb_commands``) lives in DynamoDB; the saga
+    keeps its own record of it here, with its effects (their foreign keys, the status hooks).
+    The OrderPlaced payload carries the whole order, and a repeat is a no-op."""
+    if ctx.payload.get("placed_in") != "dynamodb":
+        return
+    ctx.conn.execute(
+        pg_insert(tables.orders)
+        .values(
+            id=order_id,
+            customer_id=str(ctx.payload["customer_id"]),
+            items=ctx.payload["items"],
+            amount_cents=int(ctx.payload["amount_cents"]),
+            status="PENDING",
+            version=1,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
 def reserve_inventory(
     ctx: StepContext, *, tables: OrderTables, faults: FaultInjector = simulated_faults
 ) -> dict[str, Any]:
@@ -98,6 +118,7 @@ def reserve_inventory(
     if faults(task, "fail_inventory"):
         raise InventoryUnavailable(f"order {order_id}: inventory unavailable (simulated)")
     items = task.payload.get("items") or []
+    _adopt_dynamodb_order(ctx, tables=tables, order_id=order_id)
     rows = [
         {
             "idempotency_key": f"{task.effect_key}#{i}",

@@ -129,16 +129,21 @@ def check_run(
     outbox_schema: str,
     plain_event_type: str,
     domain: DomainAudit | None = None,
+    extra_rows: list[tuple[str, str, str, str, int]] | None = None,
 ) -> ChaosReport:
     """Check a settled run. ``domain`` is the scenario's audit of the app's tables (None: the
-    app supplied no scenario; the domain checks are reported as skipped)."""
+    app supplied no scenario; the domain checks are reported as skipped). ``extra_rows`` are
+    events of another outbox (the DynamoDB one) as ``(event_id, group, type, state, rank)``."""
     with engine.connect() as c:
-        rows = c.exec_driver_sql(
-            f"SELECT event_id::text, aggregate_type || ':' || aggregate_key, event_type, state, "
-            f"row_number() OVER (PARTITION BY aggregate_type, aggregate_key ORDER BY id) "
-            # the SQS rows: a second destination (--destination) is checked on its own
-            f"FROM \"{outbox_schema}\".outbox WHERE destination = 'sqs'"
-        ).all()
+        rows = [
+            *c.exec_driver_sql(
+                f"SELECT event_id::text, aggregate_type || ':' || aggregate_key, event_type, state, "
+                f"row_number() OVER (PARTITION BY aggregate_type, aggregate_key ORDER BY id) "
+                # the SQS rows: a second destination (--destination) is checked on its own
+                f"FROM \"{outbox_schema}\".outbox WHERE destination = 'sqs'"
+            ).all(),
+            *(extra_rows or []),
+        ]
     rank = {r[0]: (r[1], int(r[4])) for r in rows}
     types = {r[0]: r[2] for r in rows}
     received = {r.event_id for r in history.receipts}

@@ -65,6 +65,13 @@ def register(subparsers: Any) -> None:
         default=30.0,
         help="write transaction held open in another database (0: none)",
     )
+    p.add_argument(
+        "--source",
+        choices=("postgres", "dynamodb"),
+        default="postgres",
+        help="outbox of the probe events: PostgreSQL (relay processes) or the DynamoDB outbox "
+        "(its stream and the stream consumer, with their own faults)",
+    )
     p.add_argument("--timeout", type=float, default=3_600.0, help="give up producing after this")
     p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     p.add_argument("--log-dir", help="keep the relay processes' logs here")
@@ -104,6 +111,7 @@ def _chaos(args: argparse.Namespace) -> int:
             stalls=args.stalls,
             table_lock_interval_seconds=args.table_lock_interval,
             foreign_transaction_seconds=args.foreign_transaction_seconds,
+            source=args.source,
             timeout_seconds=args.timeout,
             database_url=args.database_url,
             log_dir=args.log_dir,

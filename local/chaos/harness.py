@@ -27,6 +27,7 @@ from saga_outbox._discovery import load_app
 from saga_outbox._errors import AppError
 
 from .checker import ChaosReport, check_run
+from .ddb_source import DynamoDbProbeWriter, StreamFaults
 from .disruptions import Disruptions
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
@@ -110,6 +111,7 @@ def run_chaos(
     rng = random.Random(opts.seed)
     log_dir = Path(opts.log_dir or tempfile.mkdtemp(prefix="saga-outbox-chaos-"))
     log_dir.mkdir(parents=True, exist_ok=True)
+    stream_faults = StreamFaults(opts, history) if opts.source == "dynamodb" else None
     local = LocalOptions(
         database_url=opts.database_url,
         outbox_schema=f"chaos_outbox_{run_id}",
@@ -118,11 +120,13 @@ def run_chaos(
         duplicate_rate=opts.duplicate_delivery_rate,
         seed=opts.seed,
         event_source_threads=0,
+        **(stream_faults.local_options() if stream_faults else {}),
     )
     runtime = LocalRuntime(app, local).start(run_workers=False)
     from .._moto_fixes import apply as fix_moto
 
     fix_moto()
+    ddb_writer: DynamoDbProbeWriter | None = None
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     dedup = SqsDedupModel(history, queue_name=local.queue_name)
     relays: Relays | None = None
@@ -207,6 +211,11 @@ def run_chaos(
             )
             second.start()
             probe_destinations = [SQS_DESTINATION, second.destination]
+        if stream_faults is not None:
+            ddb_writer = DynamoDbProbeWriter(
+                runtime, stream_faults, event_type=PLAIN_EVENT_TYPE, aggregate_type=PLAIN_AGGREGATE
+            )
+            ddb_writer.source = runtime.start_stream_source()
 
         def drop_connections() -> None:
             with engine.connect() as c:
@@ -220,7 +229,8 @@ def run_chaos(
             history.count("pg_connections_terminated", n)
 
         late_rng = random.Random(opts.seed + 2)
-        late_budget = round(opts.events * opts.late_resend_rate)
+        # late re-sends are modelled on PostgreSQL rows (the DynamoDB outbox keeps no send state)
+        late_budget = round(opts.events * opts.late_resend_rate) if ddb_writer is None else 0
 
         def late_resends() -> None:
             """A relay that re-sends long after its first send (a mark lost, an outage): the
@@ -291,19 +301,22 @@ def run_chaos(
                     time.sleep(0.02)
                     continue
                 batch = min(100, opts.events - events_done)
-                with engine.begin() as c:
-                    for _ in range(batch):
-                        a = rng.randrange(n_aggr)
-                        seqs[a] += 1
-                        enqueue(
-                            c,
-                            aggregate_type=PLAIN_AGGREGATE,
-                            aggregate_key=str(a),
-                            event_type=PLAIN_EVENT_TYPE,
-                            payload={"account": a, "seq": seqs[a], "amount": 1},
-                            schema=schema,
-                            destinations=probe_destinations,
-                        )
+                if ddb_writer is not None:
+                    ddb_writer.write(rng, seqs, batch)
+                else:
+                    with engine.begin() as c:
+                        for _ in range(batch):
+                            a = rng.randrange(n_aggr)
+                            seqs[a] += 1
+                            enqueue(
+                                c,
+                                aggregate_type=PLAIN_AGGREGATE,
+                                aggregate_key=str(a),
+                                event_type=PLAIN_EVENT_TYPE,
+                                payload={"account": a, "seq": seqs[a], "amount": 1},
+                                schema=schema,
+                                destinations=probe_destinations,
+                            )
                 events_done += batch
                 done_units += batch
                 history.events_enqueued = events_done
@@ -332,6 +345,8 @@ def run_chaos(
             status = outbox_status(engine, schema=schema)
             running = _running(runtime, every_workflow)
             quiet = status.pending == 0 and runtime.queue_depth() == 0 and not running
+            if runtime.stream_source is not None and runtime.stream_source.pending():
+                quiet = False
             if late_budget > 0:
                 quiet = False  # late re-sends still to come
             stable = stable + 1 if quiet else 0
@@ -354,6 +369,7 @@ def run_chaos(
         for s in sources:
             s.stop()
         sources.clear()
+        runtime.stop_workers()  # the stream source, when there is one
         say(f"  [{time.monotonic() - started:6.0f}s] checking")
         domain = (
             chosen.audit(
@@ -374,6 +390,7 @@ def run_chaos(
             outbox_schema=schema,
             plain_event_type=PLAIN_EVENT_TYPE,
             domain=domain,
+            extra_rows=ddb_writer.rows() if ddb_writer is not None else None,
         )
         if second is not None:
             report.destination = second.check()
@@ -381,6 +398,8 @@ def run_chaos(
         report.duration_seconds = round(time.monotonic() - started, 1)
         report.faults["late_resends_requested"] = len(history.late_resend_requests)
         report.faults.update(disruptions.figures())
+        if ddb_writer is not None:
+            report.faults.update(ddb_writer.figures())
         report.faults = dict(sorted(report.faults.items()))
         return report
     finally:

@@ -73,6 +73,9 @@ class ChaosOptions:
     #: or "skip_own_compensation": broken steps that never undo a step whose outcome was unknown
     steps_mode: str = "correct"
     crash_after_mark_rate: float = 0.0
+    #: where the probe events' outbox is: "postgres" (relay processes) or "dynamodb" (the
+    #: DynamoDB outbox, its stream and the stream consumer; see .ddb_source)
+    source: str = "postgres"
     timeout_seconds: float = 3_600.0
     settle_timeout_seconds: float = 300.0
     log_dir: str | None = None
@@ -101,5 +104,7 @@ class ChaosOptions:
             raise ValueError("the step fault rates (but duplicate) must add up to at most 1")
         if self.relay_max_attempts < 1:
             raise ValueError("relay_max_attempts must be at least 1")
+        if self.source not in ("postgres", "dynamodb"):
+            raise ValueError(f"--source must be postgres or dynamodb, got {self.source!r}")
         if self.steps_mode not in ("correct", "skip_own_compensation"):
             raise ValueError(f"unknown steps_mode {self.steps_mode!r}")

