@@ -46,9 +46,10 @@ def _query(schema: str) -> str:
     )
     # Keyset pages on (published_at, event_id): each page is its own short read, so no
     # transaction stays open while the reconciler talks to Step Functions.
+    # the SQS rows only: the dispatcher starts executions from them (docs/destinations.md)
     where = (
-        "published_at >= :since AND published_at < :until AND event_type = ANY(:types) "
-        "AND (published_at, event_id) > (:after_at, :after_id)"
+        "destination = 'sqs' AND published_at >= :since AND published_at < :until "
+        "AND event_type = ANY(:types) AND (published_at, event_id) > (:after_at, :after_id)"
     )
     # outbox_archive holds only rows purge moved there, all of them published.
     return (

@@ -126,7 +126,10 @@ class ReplaySelection:
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """SQL conditions (besides the keyset ``id > %(after)s``) and their parameters."""
-        conds, params = [], {}
+        # one row per (event, destination): replay reads the rows of the SQS queue the
+        # dispatcher consumes, so an event routed to other destinations too is read once
+        conds: list[str] = ["destination = 'sqs'"]
+        params: dict[str, Any] = {}
         for col, op, key in (
             ("id", ">=", "from_id"),
             ("id", "<=", "to_id"),

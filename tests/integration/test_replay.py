@@ -556,3 +556,24 @@ def test_cli_replay_prints_plain_progress_and_a_summary(
         and "delivered by the run              25" in captured.out
     )
     assert len(receive_all(sqs, replay_queue)) == 25
+
+
+def test_an_event_routed_to_several_destinations_is_replayed_once(engine, outbox):
+    """One row per (event, destination): replay reads the SQS rows, so a second destination
+    of the same events adds nothing to the run."""
+    from outbox_relay import Destination, enqueue
+    from outbox_relay.destinations import SQS_DESTINATION
+
+    seed_published(engine, outbox, 4)
+    with engine.begin() as conn:
+        enqueue(
+            conn,
+            aggregate_type="order",
+            aggregate_key="routed",
+            event_type="Placed",
+            payload={},
+            schema=outbox,
+            destinations=[SQS_DESTINATION, Destination(name="bus", kind="eventbridge")],
+        )
+        conn.exec_driver_sql(f"UPDATE \"{outbox}\".outbox SET state = 'published', published_at = now()")
+    assert count_replay(engine, selection=ReplaySelection(), schema=outbox).replayable == 5
