@@ -220,18 +220,30 @@ class Progress:
                 detail=self.detail,
             )
             return
+        if self._due():
+            counts = (
+                f"{_count(self.completed)}/{_count(self.total)}"
+                if self.total is not None
+                else _count(self.completed)
+            )
+            self.log(f"{self.description} {counts}" + (f" {self.detail}" if self.detail else ""))
+
+    def note(self, message: str) -> None:
+        """A passing state (``settling: pending 3``): the bar's detail on the Rich path; plain,
+        a line on the same clock as the counts lines (at most one every ``every`` seconds)."""
+        if self._bar is not None:
+            self.update(detail=message)
+        elif self._due():
+            self.log(message)
+
+    def _due(self) -> bool:
         if self.console is None:
-            return
+            return False
         now = self._clock()
         if self._last_line is not None and now - self._last_line <= self._every:
-            return
+            return False
         self._last_line = now
-        counts = (
-            f"{_count(self.completed)}/{_count(self.total)}"
-            if self.total is not None
-            else _count(self.completed)
-        )
-        self.log(f"{self.description} {counts}" + (f" {self.detail}" if self.detail else ""))
+        return True
 
     def log(self, message: str) -> None:
         """``  [  12s] message``: a line of its own (above the bar on the Rich path)."""
