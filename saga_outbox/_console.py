@@ -96,8 +96,10 @@ class Console:
         align: str | None = None,
         indent: str = "",
         title: str | None = None,
+        styles: Mapping[str, str] | None = None,
     ) -> None:
-        """A table; plain: the ``title`` line (not indented) then :func:`format_table`."""
+        """A table; plain: the ``title`` line (not indented) then :func:`format_table`. ``styles``
+        colours the cells of a given text on the Rich path (``{"PASS": "green"}``)."""
         if not self.rich:
             if title is not None:
                 print(title, file=self.stream)
@@ -114,7 +116,7 @@ class Console:
             table.add_column(Text(header), justify="right" if a == ">" else "left", overflow="fold")
         for row in rows:
             # Text, not str: a cell such as "[Errno 111]" is data, never Rich markup
-            table.add_row(*(Text(str(c)) for c in row))
+            table.add_row(*(Text(str(c), style=(styles or {}).get(str(c), "")) for c in row))
         self.rich_console.print(table)
 
     def pairs(self, pairs: Sequence[tuple[str, Any]], *, indent: str = "  ") -> None:
@@ -137,14 +139,15 @@ class Console:
         *,
         total: float | None,
         description: str,
-        every: float = 10.0,
+        every: float | None = 10.0,
         started: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> Progress:
         """A progress handle (also a context manager). Plain: a line
         ``  [  12s] <description> <done>/<total> <detail>`` at the first update and then at most
-        every ``every`` seconds; Rich: a bar with counts, rate and elapsed time. ``started``
-        (a ``clock()`` reading) is where the elapsed seconds count from (default: now)."""
+        every ``every`` seconds (``None``: only the ``log`` lines); Rich: a bar with counts, rate
+        and elapsed time. ``started`` (a ``clock()`` reading) is where the elapsed seconds count
+        from (default: now)."""
         return Progress(self, total=total, description=description, every=every, started=started, clock=clock)
 
     def status_line(self) -> StatusLine:
@@ -163,11 +166,11 @@ class Progress:
         *,
         total: float | None,
         description: str,
-        every: float = 10.0,
+        every: float | None = 10.0,
         started: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if every < 0:
+        if every is not None and every < 0:
             raise ValueError(f"every must be at least 0 seconds, got {every!r}")
         self.console = console
         self.total = total
@@ -237,7 +240,7 @@ class Progress:
             self.log(message)
 
     def _due(self) -> bool:
-        if self.console is None:
+        if self.console is None or self._every is None:
             return False
         now = self._clock()
         if self._last_line is not None and now - self._last_line <= self._every:
@@ -245,11 +248,12 @@ class Progress:
         self._last_line = now
         return True
 
-    def log(self, message: str) -> None:
-        """``  [  12s] message``: a line of its own (above the bar on the Rich path)."""
+    def log(self, message: str, *, stamp: bool = True) -> None:
+        """``  [  12s] message`` (``stamp=False``: the message alone): a line of its own, above
+        the bar on the Rich path."""
         if self.console is None:
             return
-        text = f"  [{self._clock() - self._started:6.0f}s] {message}"
+        text = f"  [{self._clock() - self._started:6.0f}s] {message}" if stamp else message
         if self._bar is not None:
             self._bar.console.print(text, markup=False, highlight=False)
         else:
@@ -291,9 +295,10 @@ def _rich_progress(console: Any) -> Any:
         TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}", markup=False),
         console=console,
-        # the workers' own log lines (stderr) must not tear the bar
-        redirect_stderr=True,
-        redirect_stdout=False,
+        # what else writes to the bar's stream (a worker's log line) goes above the bar instead of
+        # tearing it; the other stream is left alone, it may be a pipe (`chaos > report.txt`)
+        redirect_stdout=console.file is sys.stdout,
+        redirect_stderr=console.file is sys.stderr,
     )
 
 
