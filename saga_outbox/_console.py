@@ -117,7 +117,7 @@ class Console:
         for row in rows:
             # Text, not str: a cell such as "[Errno 111]" is data, never Rich markup
             table.add_row(*(Text(str(c), style=(styles or {}).get(str(c), "")) for c in row))
-        self.rich_console.print(table)
+        self._print_indented(table, indent)
 
     def pairs(self, pairs: Sequence[tuple[str, Any]], *, indent: str = "  ") -> None:
         """``label  value`` lines (:func:`format_pairs`); Rich: a two-column grid."""
@@ -132,7 +132,12 @@ class Console:
         grid.add_column()
         for label, value in pairs:
             grid.add_row(Text(label), Text(str(value)))
-        self.rich_console.print(grid)
+        self._print_indented(grid, indent)
+
+    def _print_indented(self, renderable: Any, indent: str) -> None:
+        from rich.padding import Padding
+
+        self.rich_console.print(Padding(renderable, (0, 0, 0, len(indent))) if indent else renderable)
 
     def progress(
         self,
