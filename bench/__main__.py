@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from saga_outbox._console import Console
+
 from .common import make_ctx
-from .report import summarize, table
+from .report import print_table, summarize
 
 BENCHMARKS = [
     "raw_sql",
@@ -43,22 +45,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--json", action="store_true", help="print the result (what --output gets) instead of the table"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     ctx = make_ctx(args.database_url, quick=args.quick)
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for name in args.only or BENCHMARKS:
-        print(f"[bench] {name} ...", flush=True)
-        t0 = time.perf_counter()
-        try:
-            module = importlib.import_module(f"bench.{name}")
-            raw[name] = module.run(ctx)
-        except Exception as exc:  # one failing benchmark must not hide the others
-            traceback.print_exc()
-            errors[name] = f"{type(exc).__name__}: {exc}"
-        print(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", flush=True)
+    names = args.only or BENCHMARKS
+    # with --json, stdout is the result alone: the progress goes to stderr
+    progress = Console(sys.stderr if args.json else sys.stdout, json=args.json)
+    with progress.progress(total=len(names), description="bench", every=None) as bar:
+        for name in names:
+            bar.update(description=name)
+            bar.log(f"[bench] {name} ...", stamp=False)
+            t0 = time.perf_counter()
+            try:
+                module = importlib.import_module(f"bench.{name}")
+                raw[name] = module.run(ctx)
+            except Exception as exc:  # one failing benchmark must not hide the others
+                traceback.print_exc()
+                errors[name] = f"{type(exc).__name__}: {exc}"
+            bar.log(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", stamp=False)
+            bar.advance()
     ctx.engine.dispose()
     result: dict[str, Any] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -74,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 1 if errors else 0
     print()
-    print(table(result))
+    print_table(result, Console(sys.stdout))
     print(f"\nwrote {args.output} in {result['total_seconds']:.0f}s")
     return 1 if errors else 0
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from saga_outbox._tables import format_table
+from saga_outbox._console import Console, capture
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,11 @@ def _local_values(raw: dict[str, Any]) -> dict[str, tuple[float | None, dict[str
 
 
 def table(result: dict[str, Any]) -> str:
+    """The result tables as the plain text a pipe or a log file gets."""
+    return capture(lambda console: print_table(result, console))
+
+
+def print_table(result: dict[str, Any], console: Console) -> None:
     targets = []
     for t in TARGETS:
         entry = result.get(t.key) or {}
@@ -200,13 +205,12 @@ def table(result: dict[str, Any]) -> str:
         (label, "n/a" if value is None else (value if isinstance(value, str) else f"{value:,.0f}"))
         for label, value in details
     ]
-    return "\n".join(
-        [
-            format_table(["figure", "value", "target", "result"], targets, align="<><<"),
-            "",
-            format_table(["measured", "value"], measured, align="<>"),
-            f"cpu_count={result.get('cpu_count')}  quick={result.get('quick')}  {result.get('timestamp')}",
-        ]
+    verdicts = {"PASS": "bold green", "MISS": "bold red"}
+    console.table(["figure", "value", "target", "result"], targets, align="<><<", styles=verdicts)
+    console.line()
+    console.table(["measured", "value"], measured, align="<>")
+    console.line(
+        f"cpu_count={result.get('cpu_count')}  quick={result.get('quick')}  {result.get('timestamp')}"
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from saga_outbox._console import Console
 from saga_outbox._errors import Error
 from saga_outbox._tables import format_table as _format_table
 
@@ -31,9 +32,13 @@ def _one_line(value: Any, limit: int = _CELL_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    return [[_one_line(c, 10_000) for c in row] for row in rows]
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns separated by two spaces, a dashed rule under the headers."""
-    return _format_table(headers, [[_one_line(c, 10_000) for c in row] for row in rows])
+    return _format_table(headers, _cells(rows))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -116,11 +121,12 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         for e in items
     ]
     headers = ["NAME", "STATE MACHINE", "STATUS", "OUTCOME", "STARTED", "STOPPED", "ARN"]
-    print(format_table(headers, rows), file=out)
+    Console(out).table(headers, _cells(rows))
     return 0
 
 
 def _print_report(report: ExecutionReport, out: TextIO) -> None:
+    console = Console(out)
     fields = [
         ("Execution", report.execution_arn),
         ("State machine", report.state_machine_arn),
@@ -139,13 +145,12 @@ def _print_report(report: ExecutionReport, out: TextIO) -> None:
         fields.append(("Trace", report.trace_id))
     if report.console_url:
         fields.append(("Console", report.console_url))
-    width = max(len(k) for k, _ in fields)
-    for key, value in fields:
-        print(f"{key.ljust(width)}  {value}", file=out)
-    print(f"\nPath: {format_path(report)}", file=out)
+    console.pairs(fields, indent="")
+    console.line()
+    console.line(f"Path: {format_path(report)}")
     if report.compensations:
-        print(f"Compensations: {', '.join(report.compensations)}", file=out)
-    print("", file=out)
+        console.line(f"Compensations: {', '.join(report.compensations)}")
+    console.line()
     rows = [
         (
             s.name,
@@ -159,9 +164,8 @@ def _print_report(report: ExecutionReport, out: TextIO) -> None:
         )
         for s in report.states
     ]
-    print(
-        format_table(["STATE", "TYPE", "OUTCOME", "COMPENSATION", "COMPENSATED BY", "ERROR"], rows), file=out
-    )
+    headers = ["STATE", "TYPE", "OUTCOME", "COMPENSATION", "COMPENSATED BY", "ERROR"]
+    console.table(headers, _cells(rows))
 
 
 def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
@@ -199,7 +203,7 @@ def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         _dump([r.to_dict() for r in rows], out)
         return 0
     headers = ["ID", "TYPE", "STATE", "TIMESTAMP", "ELAPSED MS", "INPUT", "OUTPUT", "ERROR"]
-    print(format_table(headers, _history_rows(rows)), file=out)
+    Console(out).table(headers, _cells(_history_rows(rows)))
     return 0
 
 

@@ -15,11 +15,13 @@ from saga_outbox._lazy import lazy_exports
 from saga_outbox.local.lambda_bridge import LocalLambdaContext, bridge_lambda, lambda_bridge
 
 if TYPE_CHECKING:
+    from saga_outbox._console import Console, progress_on
     from saga_outbox._tables import format_pairs
     from saga_outbox.local.run import ExecutionReport, RunReport, run_event, run_in
     from saga_outbox.local.runtime import LocalOptions, LocalRuntime
 
 __all__ = [
+    "Console",
     "ExecutionReport",
     "LocalLambdaContext",
     "LocalOptions",
@@ -28,11 +30,14 @@ __all__ = [
     "bridge_lambda",
     "format_pairs",
     "lambda_bridge",
+    "progress_on",
     "run_event",
     "run_in",
 ]
 
 _LAZY = {
+    "Console": "saga_outbox._console",
+    "progress_on": "saga_outbox._console",
     "ExecutionReport": "saga_outbox.local.run",
     "RunReport": "saga_outbox.local.run",
     "run_event": "saga_outbox.local.run",

@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
     up.add_argument("--inspector-port", type=int, default=8008, help="inspector page port (default 8008)")
     up.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     up.add_argument("--data-dir", help="keep the embedded PostgreSQL here (default: a temp dir)")
+    up.add_argument(
+        "--json",
+        action="store_true",
+        help="print the endpoints as one JSON line (the other lines go to stderr), then serve",
+    )
     up.set_defaults(func=_local_up)
 
 
@@ -71,4 +76,5 @@ def _local_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         out=sys.stdout,
         verbose=getattr(args, "verbose", 0),  # the top-level -v: request logs of the servers
+        json_output=args.json,
     )

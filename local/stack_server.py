@@ -9,6 +9,7 @@ the last line says what was left behind.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import signal
 import sys
@@ -18,10 +19,13 @@ from typing import Any
 
 from outbox_relay.embedded import sqlalchemy_url
 from saga_outbox._app import SagaApp
+from saga_outbox._console import Console
 
 from .runtime import LocalOptions, LocalRuntime
 
 __all__ = ["LOCAL_AWS_ENVIRONMENT", "run_local_up"]
+
+log = logging.getLogger("saga_outbox.local.up")
 
 #: What the banner tells a fresh shell to export: moto takes any key, but the AWS CLI refuses to
 #: sign without one and without a region (saga-outbox's own commands need none of it).
@@ -44,6 +48,24 @@ def _quiet_servers(verbose: int) -> None:
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _status_text(runtime: LocalRuntime) -> str:
+    """The live line under the banner: what the stack is doing now."""
+    from outbox_relay import outbox_status
+
+    try:
+        assert runtime.engine is not None
+        status = outbox_status(runtime.engine, schema=runtime.options.outbox_schema)
+        running = sum(runtime.execution_statuses(wf.name)["RUNNING"] for wf in runtime.app.workflows)
+        depth = runtime.queue_depth()
+    except Exception as exc:  # a status line must never stop the stack
+        log.debug("local up status: %s", exc)
+        return f"status unavailable: {type(exc).__name__}"
+    return (
+        f"outbox pending {status.pending}, published {status.published}, dead {status.dead}  "
+        f"queue {depth}  running executions {running}"
+    )
+
+
 def run_local_up(
     app: SagaApp | str,
     *,
@@ -56,12 +78,19 @@ def run_local_up(
     stop: threading.Event | None = None,
     out: Any = None,
     verbose: int = 0,
+    json_output: bool = False,
 ) -> int:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM). ``json_output``: the endpoints as one
+    JSON line on ``out`` and every other line on stderr, for a script that starts the stack."""
     from moto.server import ThreadedMotoServer
 
     from saga_outbox.inspector import serve_inspector
 
     out = out or sys.stdout
+    console = Console(out, json=json_output)
+    info_out = out
+    if json_output:
+        out = sys.stderr
     stop = stop or threading.Event()
     _quiet_servers(verbose)
     temp_data: list[Path] = []  # the embedded data directory that is removed at exit, once known
@@ -104,15 +133,31 @@ def run_local_up(
         routed = next((r.event_type for r in runtime.app.routes), "YourEvent")
         aws_env = {**LOCAL_AWS_ENVIRONMENT, "AWS_DEFAULT_REGION": region}
         exports = " ".join(f"{k}={v}" for k, v in aws_env.items())
+        if json_output:
+            info = {
+                "aws_endpoint": endpoint,
+                "region": region,
+                "database_url": db,
+                "queue_url": queue,
+                "state_machines": dict(runtime.state_machine_arns),
+                "inspector_url": f"{inspector.url}/",
+                "aws_environment": aws_env,
+            }
+            print(json.dumps(info), file=info_out, flush=True)
+        else:
+            console.line("saga-outbox local stack is up (Ctrl-C stops it)")
+            console.pairs(
+                [
+                    ("AWS endpoint", f"{endpoint}   (region {region}, any credentials)"),
+                    ("PostgreSQL", db),
+                    ("queue", queue),
+                    *(("state machine", arn) for arn in runtime.state_machine_arns.values()),
+                    ("inspector", f"{inspector.url}/"),
+                ]
+            )
         print(
             "\n".join(
                 [
-                    "saga-outbox local stack is up (Ctrl-C stops it)",
-                    f"  AWS endpoint     {endpoint}   (region {region}, any credentials)",
-                    f"  PostgreSQL       {db}",
-                    f"  queue            {queue}",
-                    *(f"  state machine    {arn}" for arn in runtime.state_machine_arns.values()),
-                    f"  inspector        {inspector.url}/",
                     "",
                     "Try (saga-outbox needs no AWS settings here; the aws CLI needs the export line):",
                     f"  saga-outbox outbox enqueue --database-url '{db}' --event-type {routed} "
@@ -129,7 +174,10 @@ def run_local_up(
         )
         if ready is not None:
             ready.set()
-        stop.wait()
+        with console.status_line() as status:
+            # the Rich path only (a terminal): a pipe or a log file gets no line per second
+            while not stop.wait(1.0 if console.rich else None):
+                status.update(_status_text(runtime))
         print("stopping: finishing in-flight work ...", file=out, flush=True)
     finally:
         for sig, handler in previous.items():

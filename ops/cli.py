@@ -7,8 +7,8 @@ import argparse
 import json
 from typing import Any
 
+from saga_outbox._console import Console, capture
 from saga_outbox._discovery import add_app_argument, app_from_args
-from saga_outbox._tables import format_table
 
 __all__ = ["register", "register_reconcile"]
 
@@ -64,30 +64,29 @@ def _cost(args: argparse.Namespace) -> int:
         return 0
     rows = [(k, f"{v:,.2f}") for k, v in estimate.components.items()]
     rows.append(("total", f"{estimate.total:,.2f}"))
-    print(
+    console = Console()
+    console.line(
         f"{estimate.events_per_second:g} events/s, {estimate.prices.region} list prices of "
         f"{estimate.prices.as_of} (USD per 30-day month)"
     )
-    print(format_table(["component", "USD/month"], rows, align="<>"))
-    print()
-    print(
-        format_table(
-            ["workflow", "kind", "executions/month", "transitions", "tasks", "USD/month"],
-            [
-                (
-                    w.workflow,
-                    w.kind,
-                    f"{w.executions_per_month:,.0f}",
-                    w.transitions_per_execution,
-                    w.tasks_per_execution,
-                    f"{w.usd_per_month:,.2f}",
-                )
-                for w in estimate.workflows
-            ],
-            align="<<>>>>",
-        )
+    console.table(["component", "USD/month"], rows, align="<>")
+    console.line()
+    console.table(
+        ["workflow", "kind", "executions/month", "transitions", "tasks", "USD/month"],
+        [
+            (
+                w.workflow,
+                w.kind,
+                f"{w.executions_per_month:,.0f}",
+                w.transitions_per_execution,
+                w.tasks_per_execution,
+                f"{w.usd_per_month:,.2f}",
+            )
+            for w in estimate.workflows
+        ],
+        align="<<>>>>",
     )
-    print(f"not included: {', '.join(estimate.not_included)}")
+    console.line(f"not included: {', '.join(estimate.not_included)}")
     return 0
 
 
@@ -181,12 +180,17 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(render_reconcile(report))
+        print_reconcile(report, Console())
     return 0
 
 
 def render_reconcile(report: Any) -> str:
     """The text form of a :class:`~saga_outbox.ops._reconcile_findings.ReconcileReport`."""
+    return capture(lambda console: print_reconcile(report, console))
+
+
+def print_reconcile(report: Any, console: Console) -> None:
+    """A :class:`~saga_outbox.ops._reconcile_findings.ReconcileReport` on ``console``."""
     c = report.counts
     lines = [
         f"reconcile{' (dry run)' if report.dry_run else ''}: events published "
@@ -238,9 +242,12 @@ def render_reconcile(report: Any) -> str:
             [(x.workflow, x.kind, x.execution_name, x.status, x.error or "") for x in report.failed],
         ),
     ]
+    for line in lines:
+        console.line(line)
     for title, headers, rows in sections:
         if rows:
-            lines += ["", title, format_table(headers, rows, indent="  ")]
+            console.line()
+            console.table(headers, rows, indent="  ", title=title)
     for s in report.skipped:
-        lines += ["", f"skipped: {s.workflow} {s.check}: {s.reason}"]
-    return "\n".join(lines)
+        console.line()
+        console.line(f"skipped: {s.workflow} {s.check}: {s.reason}")

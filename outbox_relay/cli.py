@@ -175,17 +175,30 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status.as_dict(), default=str))
         return 0
-    print(f"pending    {status.pending}")
-    print(f"published  {status.published}")
-    print(f"dead       {status.dead}")
-    print(f"oldest pending age  {status.oldest_pending_age_seconds:.1f}s")
+    # imported here: the helper loads Rich only on a terminal, and the core runs without Rich
+    from saga_outbox._console import Console
+
+    console = Console()
+    console.pairs(
+        [("pending", status.pending), ("published", status.published), ("dead", status.dead)], indent=""
+    )
+    console.line(f"oldest pending age  {status.oldest_pending_age_seconds:.1f}s")
     if status.stalled_groups:
-        print("stalled groups (head retrying or held by a stale lease):")
-        for g in status.stalled_groups:
-            print(
-                f"  {g['aggregate_type']}:{g['aggregate_key']}  event {g['event_id']}  "
-                f"attempts {g['attempts']}  {g['last_error'] or ''}"
-            )
+        console.table(
+            ["AGGREGATE", "EVENT", "ATTEMPTS", "LAST ERROR"],
+            [
+                (
+                    f"{g['aggregate_type']}:{g['aggregate_key']}",
+                    g["event_id"],
+                    g["attempts"],
+                    g["last_error"] or "",
+                )
+                for g in status.stalled_groups
+            ],
+            align="<<><",
+            indent="  ",
+            title="stalled groups (head retrying or held by a stale lease):",
+        )
     return 0
 
 

@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
     except ImportError as exc:
         hint = missing_extra_message(exc, getattr(args, "command", None))
         if hint is not None:
@@ -61,6 +63,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _unexpected(exc, args.verbose)
     except Exception as exc:
         return _unexpected(exc, args.verbose)
+
+
+def _stdout_closed() -> int:
+    """The reader went away (``saga-outbox ... | head``): quiet, as other Unix tools are, and
+    with stdout pointed at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test's StringIO): nothing to protect
+        pass
+    finally:
+        os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
 
 
 def _unexpected(exc: Exception, verbose: int) -> int:

@@ -8,9 +8,11 @@ Plugged into ``saga-outbox`` through the entry-point group ``saga_outbox.command
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from saga_outbox._console import Console
 from saga_outbox._discovery import add_app_argument, app_from_args
 from saga_outbox.workflows.compiler import compile_definition, to_json
 from saga_outbox.workflows.definition import WorkflowKind
@@ -25,6 +27,9 @@ def register(subparsers: Any) -> None:
 
     list_parser = commands.add_parser("list", help="registered workflows and the events that start them")
     add_app_argument(list_parser)
+    list_parser.add_argument(
+        "--json", action="store_true", help="one JSON array: name, kind, steps, started_by of each"
+    )
     list_parser.set_defaults(func=_list)
 
     asl = commands.add_parser("asl", help="print the compiled Amazon States Language of a workflow")
@@ -40,11 +45,22 @@ def register(subparsers: Any) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     app = app_from_args(args)
-    routes = app.routes
-    for workflow in app.workflows:
-        events = ", ".join(r.event_type for r in routes if r.workflow == workflow.name) or "-"
-        steps = " -> ".join(s.name for s in workflow.steps)
-        print(f"{workflow.name}\t{WorkflowKind(workflow.kind).value}\t{steps}\tstarted by: {events}")
+    listed = [
+        {
+            "name": workflow.name,
+            "kind": WorkflowKind(workflow.kind).value,
+            "steps": [s.name for s in workflow.steps],
+            "started_by": [r.event_type for r in app.routes if r.workflow == workflow.name],
+        }
+        for workflow in app.workflows
+    ]
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return 0
+    rows = [
+        (w["name"], w["kind"], " -> ".join(w["steps"]), ", ".join(w["started_by"]) or "-") for w in listed
+    ]
+    Console().table(["WORKFLOW", "KIND", "STEPS", "STARTED BY"], rows)
     return 0
 
 

@@ -59,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from saga_outbox.local import LocalOptions
+    from saga_outbox.local import Console, LocalOptions
 
-    from .demo import DemoOptions, format_table, run_demo
+    from .demo import DemoOptions, print_table, run_demo
 
     opts = DemoOptions(
         orders=args.orders,
@@ -80,8 +80,11 @@ def _demo(args: argparse.Namespace) -> int:
             f"(payment failures {opts.fail_payment:.0%}, shipping failures {opts.fail_shipping:.0%}) ...",
             file=sys.stderr,
         )
-    result = run_demo(opts, local=local, progress=None if args.json else sys.stderr)
-    print(json.dumps(result.as_dict(), indent=2) if args.json else format_table(result))
+    result = run_demo(opts, local=local, progress=None if args.json else Console(sys.stderr))
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_table(result, Console(sys.stdout))
     return 0 if result.audit.ok else 1
 
 

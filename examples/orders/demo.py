@@ -3,6 +3,7 @@ what happened to them."""
 
 from __future__ import annotations
 
+import io
 import random
 import sys
 import time
@@ -10,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from outbox_relay import outbox_status
-from saga_outbox.local import LocalOptions, LocalRuntime, format_pairs
+from saga_outbox.local import Console, LocalOptions, LocalRuntime, progress_on
 
 from .app import create_app
 from .audit import Audit, audit_run
 from .commands import place_order
 
-__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+__all__ = ["DemoOptions", "DemoResult", "format_table", "print_table", "run_demo"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,33 +122,21 @@ def _settled(runtime: LocalRuntime) -> tuple[int, int, bool]:
     return finished, total, pending == 0 and runtime.queue_depth() == 0
 
 
-def _bar(done: int, total: int, elapsed: float, out: TextIO, last: list[int]) -> None:
-    """A redrawn bar on a terminal; on a pipe or file, one line per tenth of the work."""
-    width = 30
-    filled = int(width * done / total) if total else 0
-    text = f"  sagas [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:5.1f}s"
-    if out.isatty():
-        out.write("\r" + text)
-    elif done * 10 // max(total, 1) > last[0]:
-        last[0] = done * 10 // max(total, 1)
-        out.write(text + "\n")
-    else:
-        return
-    out.flush()
-
-
 def run_demo(
-    opts: DemoOptions, *, local: LocalOptions | None = None, progress: TextIO | None = sys.stderr
+    opts: DemoOptions, *, local: LocalOptions | None = None, progress: TextIO | Console | None = sys.stderr
 ) -> DemoResult:
+    """``progress``: a bar on a terminal, a line every 10 s on a pipe or file, None for nothing."""
     local = local or LocalOptions(duplicate_rate=opts.duplicate_rate, seed=opts.seed)
     started = time.monotonic()
-    with LocalRuntime(create_app(schema=opts.orders_schema), local) as runtime:
+    with (
+        LocalRuntime(create_app(schema=opts.orders_schema), local) as runtime,
+        progress_on(progress, total=opts.orders, description="sagas", started=started) as bar,
+    ):
         rng = random.Random(opts.seed)
         placed = {"fail_payment": 0, "fail_shipping": 0, "fail_refund": 0}
         n_placed = 0
         deadline = started + opts.timeout_seconds
         stable = 0
-        last = [-1]
         while time.monotonic() < deadline:
             finished, total, quiet = _settled(runtime)
             # Backpressure: moto runs every execution on its own thread in this process, and
@@ -156,16 +145,14 @@ def run_demo(
             if room > 0:
                 place_orders(runtime, opts, rng, placed, first=n_placed, count=room)
                 n_placed += room
-            if progress is not None:
-                _bar(finished, opts.orders, time.monotonic() - started, progress, last)
+            bar.update(completed=finished, detail=f"placed {n_placed}")
             # quiet twice in a row: the last hook's event may still be on its way
             done = n_placed == opts.orders and finished >= opts.orders and total >= opts.orders
             stable = stable + 1 if (done and quiet) else 0
             if stable >= 2:
                 break
             time.sleep(0.1)  # a pass costs two in-process counts (the queries run only at the end)
-        if progress is not None and progress.isatty():
-            progress.write("\n")
+        bar.close()  # the audit below is the table's, not the bar's
         duplicates = sum(s.stats.duplicate_deliveries for s in runtime.event_sources)
         runtime.stop_workers()
         assert runtime.engine is not None
@@ -185,6 +172,13 @@ def run_demo(
 
 
 def format_table(result: DemoResult) -> str:
+    """The result as the plain text a pipe or a log file gets."""
+    out = io.StringIO()
+    print_table(result, Console(out, force_terminal=False))
+    return out.getvalue().removesuffix("\n")
+
+
+def print_table(result: DemoResult, console: Console) -> None:
     a = result.audit
     rows = [
         ("orders placed", a.orders),
@@ -201,7 +195,6 @@ def format_table(result: DemoResult) -> str:
         ("outbox lag p50 / max (ms)", f"{a.outbox_lag_ms_p50:.0f} / {a.outbox_lag_ms_max:.0f}"),
         ("wall time (s)", f"{result.seconds:.1f}"),
     ]
-    lines = [format_pairs(rows)]
     verdict = (
         "OK: no lost event, no duplicate side effect, every saga finished"
         if a.ok
@@ -210,4 +203,6 @@ def format_table(result: DemoResult) -> str:
             f"unfinished={a.sagas_unfinished}"
         )
     )
-    return "\n".join([*lines, "", verdict])
+    console.pairs(rows)
+    console.line()
+    console.line(verdict, style="bold green" if a.ok else "bold red")

@@ -8,10 +8,10 @@ import json
 import sys
 from typing import Any
 
+from saga_outbox._console import Console, capture
 from saga_outbox._discovery import add_app_argument, app_from_args
-from saga_outbox._tables import format_pairs
 
-__all__ = ["format_table", "register"]
+__all__ = ["format_table", "print_report", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -121,11 +121,12 @@ def _chaos(args: argparse.Namespace) -> int:
         print(f"saga-outbox chaos: error: {exc}", file=sys.stderr)
         return 2
     app = app_from_args(args)  # an AppError exits 2 with its message (saga_outbox.cli)
-    report = run_chaos(opts, app=app, scenario=args.scenario, progress=sys.stderr)
+    progress = Console(sys.stderr, json=args.json)
+    report = run_chaos(opts, app=app, scenario=args.scenario, progress=progress)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(format_table(report))
+        print_report(report, Console(sys.stdout))
     return 0 if report.ok else 1
 
 
@@ -134,6 +135,11 @@ def _checked(value: Any) -> Any:
 
 
 def format_table(report: Any) -> str:
+    """The report as the plain text a pipe or a log file gets."""
+    return capture(lambda console: print_report(report, console))
+
+
+def print_report(report: Any, console: Console) -> None:
     r = report
     rows = [
         ("app (scenario)", f"{r.app} ({r.scenario or 'none: generic checks only'})"),
@@ -163,7 +169,6 @@ def format_table(report: Any) -> str:
         ),
         ("wall time (s)", r.duration_seconds),
     ]
-    lines = [format_pairs(rows)]
     verdict = (
         "OK: nothing lost, no duplicate side effect, order kept, every saga finished"
         if r.ok
@@ -175,5 +180,8 @@ def format_table(report: Any) -> str:
             "OK (generic checks): nothing lost, order kept, every saga finished with its "
             "compensations in reverse order"
         )
-    skipped = [f"  skipped: {k}: {why}" for k, why in r.checks_skipped.items()]
-    return "\n".join([*lines, "", verdict, *skipped])
+    console.pairs(rows)
+    console.line()
+    console.line(verdict, style="bold green" if r.ok else "bold red")
+    for k, why in r.checks_skipped.items():
+        console.line(f"  skipped: {k}: {why}")

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from saga_outbox._app import SagaApp
+from saga_outbox._console import Console, progress_on
 from saga_outbox._discovery import load_app
 from saga_outbox._errors import AppError
 
@@ -80,10 +81,11 @@ def run_chaos(
     *,
     app: SagaApp | str,
     scenario: str | ScenarioFactory | None = None,
-    progress: TextIO | None = sys.stderr,
+    progress: TextIO | Console | None = sys.stderr,
 ) -> ChaosReport:
     """Run ``app`` under every fault and return the checker's report. ``scenario`` (``"M:S"``
-    or the factory itself) supplies the domain; without it the domain checks are skipped."""
+    or the factory itself) supplies the domain; without it the domain checks are skipped.
+    ``progress``: where the progress goes (a bar on a terminal, a line every 10 s elsewhere)."""
     from moto.server import ThreadedMotoServer
 
     from outbox_relay import deduplication_id, enqueue, outbox_status
@@ -134,7 +136,7 @@ def run_chaos(
     disruptions: Disruptions | None = None
     sources: list[ChaosEventSource] = []
     chaos_threads: list[Periodic] = []
-    say = (lambda msg: print(msg, file=progress, flush=True)) if progress else (lambda msg: None)
+    bar = progress_on(progress, total=opts.events, description="events", started=started)
     try:
         assert runtime.engine is not None and runtime.database_url is not None
         engine: sa.Engine = runtime.engine
@@ -271,7 +273,6 @@ def run_chaos(
         saga_rng = random.Random(opts.seed + 3)
         done_units, events_done, sagas_done, next_kill = 0, 0, 0, 0
         deadline = started + opts.timeout_seconds
-        last_report = 0.0
         while done_units < total_units and time.monotonic() < deadline:
             disruptions.at(done_units / total_units)
             while (
@@ -320,14 +321,11 @@ def run_chaos(
                 events_done += batch
                 done_units += batch
                 history.events_enqueued = events_done
-            now = time.monotonic()
-            if progress and now - last_report > 10:
-                last_report = now
-                say(
-                    f"  [{now - started:6.0f}s] events {events_done}/{opts.events} "
-                    f"(consumed {history.plain_received}), sagas {sagas_done}/{opts.sagas}, "
-                    f"kills {len(history.kills)}"
-                )
+            bar.update(
+                completed=events_done,
+                detail=f"(consumed {history.plain_received}), sagas {sagas_done}/{opts.sagas}, "
+                f"kills {len(history.kills)}",
+            )
         kill_deadline = time.monotonic() + 60
         while next_kill < len(kill_points) and time.monotonic() < kill_deadline:
             # an armed (after_send) worker dies at its next send: keep work flowing meanwhile
@@ -337,14 +335,15 @@ def run_chaos(
                 time.sleep(0.2)
 
         # -- settle: nothing pending, queue empty, no execution running (three times in a row) --
-        say(f"  [{time.monotonic() - started:6.0f}s] produced; waiting for the system to settle")
+        bar.log("produced; waiting for the system to settle")
         settle_deadline = min(deadline, time.monotonic()) + opts.settle_timeout_seconds
         every_workflow = [wf.name for wf in runtime.app.workflows]
         stable = 0
         while time.monotonic() < settle_deadline:
             status = outbox_status(engine, schema=schema)
             running = _running(runtime, every_workflow)
-            quiet = status.pending == 0 and runtime.queue_depth() == 0 and not running
+            depth = runtime.queue_depth()
+            quiet = status.pending == 0 and depth == 0 and not running
             if runtime.stream_source is not None and runtime.stream_source.pending():
                 quiet = False
             if late_budget > 0:
@@ -352,12 +351,7 @@ def run_chaos(
             stable = stable + 1 if quiet else 0
             if stable >= 3:
                 break
-            if progress and time.monotonic() - last_report > 10:
-                last_report = time.monotonic()
-                say(
-                    f"  [{time.monotonic() - started:6.0f}s] settling: pending {status.pending}, "
-                    f"queue {runtime.queue_depth()}, running executions {running}"
-                )
+            bar.note(f"settling: pending {status.pending}, queue {depth}, running executions {running}")
             time.sleep(1.0)
         for t in chaos_threads:
             t.stop()
@@ -370,7 +364,7 @@ def run_chaos(
             s.stop()
         sources.clear()
         runtime.stop_workers()  # the stream source, when there is one
-        say(f"  [{time.monotonic() - started:6.0f}s] checking")
+        bar.log("checking")
         domain = (
             chosen.audit(
                 engine,
@@ -403,6 +397,7 @@ def run_chaos(
         report.faults = dict(sorted(report.faults.items()))
         return report
     finally:
+        bar.close()
         for t in chaos_threads:
             t.stop()
         if disruptions is not None:

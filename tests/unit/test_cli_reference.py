@@ -75,7 +75,7 @@ def test_every_command_in_the_table_exists_with_its_options() -> None:
     assert (
         "saga-outbox",
         ["local", "up"],
-        ["--app", "--port", "--inspector-port", "--database-url", "--data-dir"],
+        ["--app", "--port", "--inspector-port", "--database-url", "--data-dir", "--json"],
     ) in listed
     assert ("python -m examples.orders", ["place"], ["--database-url", "--inspector-url", "--fail"]) in listed
     runners = {"saga-outbox": build_parser().parse_args, "python -m examples.orders": orders_main}
