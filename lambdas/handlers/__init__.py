@@ -6,5 +6,5 @@
 * ``handler``: the Lambda entry point, built lazily from :func:`saga_outbox.lambdas.runtime.get_runtime` on
   the first invocation (environment variables are read then, never at import).
 
-Modules: ``dispatcher``, ``steps``, ``relay``.
+Modules: ``dispatcher``, ``steps``, ``relay``, ``reconciler``.
 """
