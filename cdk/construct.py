@@ -49,6 +49,7 @@ from saga_outbox.cdk.messaging import Messaging
 from saga_outbox.cdk.network import Network
 from saga_outbox.cdk.observability import Observability, oldest_pending_metric
 from saga_outbox.cdk.orchestration import Orchestration
+from saga_outbox.cdk.reconciler import ScheduledReconciler
 from saga_outbox.cdk.relay_service import FargateRelay
 from saga_outbox.cdk.security import EncryptionKey, retention_days
 from saga_outbox.workflows.timeouts import function_timeout_seconds
@@ -181,6 +182,18 @@ class SagaOutbox(Construct):
             functions=self.functions.all,
             topic=alarm_topic,
         )
+        self.reconciler: ScheduledReconciler | None = None
+        if cfg.reconciler:  # reconciler=False turns it off; reconcile_every_minutes=N paces it
+            self.reconciler = ScheduledReconciler(
+                self,
+                "Reconciler",
+                config=cfg,
+                functions=self.functions,
+                concurrency=self.concurrency,
+                app_spec=self.app_spec,
+                orchestration=self.orchestration,
+                observability=self.observability,
+            )
 
     # -- accessors ---------------------------------------------------------------------------
     @property

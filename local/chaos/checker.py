@@ -60,6 +60,9 @@ class ChaosReport:
     checks_skipped: dict[str, str] = field(default_factory=dict)
     #: the Standard workflows whose every execution was checked
     sagas_checked: list[str] = field(default_factory=list)
+    #: what the reconciler pass before the checks found and repaired (``reconcile.reconcile_pass``);
+    #: the saga checks count after its repairs
+    reconciler: dict[str, Any] = field(default_factory=dict)
     app: str = ""
     scenario: str | None = None
     duration_seconds: float = 0.0
@@ -126,9 +129,11 @@ def check_run(
     outbox_schema: str,
     plain_event_type: str,
     domain: DomainAudit | None = None,
+    reconciler: dict[str, Any] | None = None,
 ) -> ChaosReport:
     """Check a settled run. ``domain`` is the scenario's audit of the app's tables (None: the
-    app supplied no scenario; the domain checks are reported as skipped)."""
+    app supplied no scenario; the domain checks are reported as skipped); ``reconciler`` is
+    what the reconciler pass before it repaired, reported as given."""
     with engine.connect() as c:
         rows = c.exec_driver_sql(
             f"SELECT event_id::text, aggregate_type || ':' || aggregate_key, event_type, state, "
@@ -226,5 +231,6 @@ def check_run(
         },
         checks_skipped=skipped,
         sagas_checked=sorted(figures.names),
+        reconciler=dict(reconciler or {}),
         app=app.name,
     )

@@ -57,6 +57,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sqs-outage-seconds", type=float, default=30.0, help="length of each SQS outage")
     p.add_argument("--stalls", type=int, default=6, help="relays SIGSTOPped past their lease")
     p.add_argument(
+        "--lost-dispatches",
+        type=int,
+        default=0,
+        help="saga events the dispatcher acknowledges without starting them (the reconciler repairs)",
+    )
+    p.add_argument(
         "--table-lock-interval", type=float, default=15.0, help="seconds between outbox locks (0: none)"
     )
     p.add_argument(
@@ -97,6 +103,7 @@ def _chaos(args: argparse.Namespace) -> int:
             sqs_outages=args.sqs_outages,
             sqs_outage_seconds=args.sqs_outage_seconds,
             stalls=args.stalls,
+            lost_dispatches=args.lost_dispatches,
             table_lock_interval_seconds=args.table_lock_interval,
             foreign_transaction_seconds=args.foreign_transaction_seconds,
             timeout_seconds=args.timeout,
@@ -113,6 +120,18 @@ def _chaos(args: argparse.Namespace) -> int:
     else:
         print(format_table(report))
     return 0 if report.ok else 1
+
+
+def _reconciler_rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
+    if not figures:
+        return []
+    return [
+        ("reconciler: lost dispatches repaired", figures["lost_dispatches_repaired"]),
+        (
+            "reconciler: stuck / CompensationFailed / failed",
+            f"{figures['stuck']} / {figures['compensation_failed']} / {figures['failed']}",
+        ),
+    ]
 
 
 def _checked(value: Any) -> Any:
@@ -140,6 +159,7 @@ def format_table(report: Any) -> str:
             f"{r.sagas_completed} / {r.sagas_compensated} / {r.sagas_compensation_failed}",
         ),
         ("late re-sends (delivered again)", f"{r.late_resends} ({r.late_resends_received})"),
+        *_reconciler_rows(r.reconciler),
         *((f"absorbed: {k}", v) for k, v in r.absorbed.items()),
         *((f"injected: {k}", v) for k, v in r.faults.items()),
         ("wall time (s)", r.duration_seconds),

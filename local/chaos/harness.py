@@ -31,6 +31,7 @@ from .disruptions import Disruptions
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
 from .options import ChaosOptions
+from .reconcile import DroppedDispatches, reconcile_pass
 from .relays import Periodic, Relays
 from .scenario import ChaosScenario, GenericSagas, ScenarioFactory, check_scenario, load_scenario
 
@@ -153,7 +154,14 @@ def run_chaos(
         )
         for fn in runtime.app.functions():
             bridge_lambda(fn, steps)
-        dispatcher = recording_dispatcher(runtime.dispatcher_handler, history, plain_type=PLAIN_EVENT_TYPE)
+        dropped = (
+            DroppedDispatches(opts.lost_dispatches, event_types=saga_types, history=history)
+            if opts.lost_dispatches
+            else None
+        )
+        dispatcher = recording_dispatcher(
+            runtime.dispatcher_handler, history, plain_type=PLAIN_EVENT_TYPE, drop=dropped
+        )
         for i in range(opts.event_sources):
             source = ChaosEventSource(
                 crash_rate=opts.dispatcher_crash_rate,
@@ -299,25 +307,41 @@ def run_chaos(
 
         # -- settle: nothing pending, queue empty, no execution running (three times in a row) --
         say(f"  [{time.monotonic() - started:6.0f}s] produced; waiting for the system to settle")
-        settle_deadline = min(deadline, time.monotonic()) + opts.settle_timeout_seconds
         every_workflow = [wf.name for wf in runtime.app.workflows]
-        stable = 0
-        while time.monotonic() < settle_deadline:
-            status = outbox_status(engine, schema=schema)
-            running = _running(runtime, every_workflow)
-            quiet = status.pending == 0 and runtime.queue_depth() == 0 and not running
-            if late_budget > 0:
-                quiet = False  # late re-sends still to come
-            stable = stable + 1 if quiet else 0
-            if stable >= 3:
-                break
-            if progress and time.monotonic() - last_report > 10:
-                last_report = time.monotonic()
-                say(
-                    f"  [{time.monotonic() - started:6.0f}s] settling: pending {status.pending}, "
-                    f"queue {runtime.queue_depth()}, running executions {running}"
-                )
-            time.sleep(1.0)
+
+        def settle(until: float) -> None:
+            nonlocal last_report
+            stable = 0
+            while time.monotonic() < until:
+                status = outbox_status(engine, schema=schema)
+                running = _running(runtime, every_workflow)
+                quiet = status.pending == 0 and runtime.queue_depth() == 0 and not running
+                if late_budget > 0:
+                    quiet = False  # late re-sends still to come
+                stable = stable + 1 if quiet else 0
+                if stable >= 3:
+                    return
+                if progress and time.monotonic() - last_report > 10:
+                    last_report = time.monotonic()
+                    say(
+                        f"  [{time.monotonic() - started:6.0f}s] settling: pending {status.pending}, "
+                        f"queue {runtime.queue_depth()}, running executions {running}"
+                    )
+                time.sleep(1.0)
+
+        settle(min(deadline, time.monotonic()) + opts.settle_timeout_seconds)
+        # -- reconcile: one pass, as the scheduled function would, while relays and dispatchers
+        # still run (a repaired saga's own events must be published and consumed too) --
+        say(f"  [{time.monotonic() - started:6.0f}s] reconciling")
+        reconciled = reconcile_pass(
+            runtime.app,
+            engine=engine,
+            sfn_client=runtime.clients["stepfunctions"],
+            state_machine_arns=dict(runtime.state_machine_arns),
+            outbox_schema=schema,
+        )
+        if reconciled["lost_dispatches_repaired"]:
+            settle(time.monotonic() + opts.settle_timeout_seconds)
         for t in chaos_threads:
             t.stop()
         chaos_threads.clear()
@@ -346,6 +370,7 @@ def run_chaos(
             outbox_schema=schema,
             plain_event_type=PLAIN_EVENT_TYPE,
             domain=domain,
+            reconciler=reconciled,
         )
         report.scenario = scenario_name
         report.duration_seconds = round(time.monotonic() - started, 1)

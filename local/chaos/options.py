@@ -73,6 +73,9 @@ class ChaosOptions:
     #: or "skip_own_compensation": broken steps that never undo a step whose outcome was unknown
     steps_mode: str = "correct"
     crash_after_mark_rate: float = 0.0
+    #: saga-starting events the dispatcher acknowledges without starting their execution
+    #: (every delivery of them): the reconciler pass at the end must repair each one
+    lost_dispatches: int = 0
     timeout_seconds: float = 3_600.0
     settle_timeout_seconds: float = 300.0
     log_dir: str | None = None
@@ -82,7 +85,7 @@ class ChaosOptions:
             raise ValueError("--events and --sagas must be >= 0, and not both 0")
         if self.relays < 1:
             raise ValueError("--relays must be at least 1")
-        for name in ("kills", "sqs_outages", "stalls"):
+        for name in ("kills", "sqs_outages", "stalls", "lost_dispatches"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
         for name in _RATES:

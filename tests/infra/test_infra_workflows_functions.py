@@ -137,12 +137,13 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
 
 
 def test_reserved_concurrency_fits_the_connection_budget(resources) -> None:
-    """Defaults: budget 100, 10 for the app's own functions, relay 1 x 3 connections ->
-    steps (100 - 10 - 3) // 3 = 29, dispatcher max(2, 29 // 10) = 2 (= the event source's cap)."""
+    """Defaults: budget 100, 10 for the app's own functions, relay 1 x 3 connections, reconciler
+    1 x 3 -> steps (100 - 10 - 3 - 3) // 3 = 28, dispatcher max(2, 28 // 10) = 2 (= the event
+    source's cap)."""
     by_handler = {
         r["Properties"].get("Handler"): r["Properties"] for r in resources("AWS::Lambda::Function").values()
     }
-    assert by_handler["saga_outbox.lambdas.handlers.steps.handler"]["ReservedConcurrentExecutions"] == 29
+    assert by_handler["saga_outbox.lambdas.handlers.steps.handler"]["ReservedConcurrentExecutions"] == 28
     assert by_handler["saga_outbox.lambdas.handlers.dispatcher.handler"]["ReservedConcurrentExecutions"] == 2
     [mapping] = resources("AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
