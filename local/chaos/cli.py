@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
         "--lost-dispatches",
         type=int,
         default=0,
-        help="saga events the dispatcher acknowledges without starting them (the reconciler repairs)",
+        help="saga events whose Standard start the dispatcher loses (the reconciler repairs them)",
     )
     p.add_argument(
         "--table-lock-interval", type=float, default=15.0, help="seconds between outbox locks (0: none)"

@@ -158,26 +158,15 @@ class FaultySteps:
 
 
 def recording_dispatcher(
-    handler: Callable[[Any, Any], Any],
-    history: History,
-    *,
-    plain_type: str,
-    drop: Callable[[dict[str, Any]], bool] | None = None,
+    handler: Callable[[Any, Any], Any], history: History, *, plain_type: str
 ) -> Callable[[Any, Any], Any]:
-    """The dispatcher handler, recording every record it processed successfully. Records for
-    which ``drop(record)`` is true are acknowledged without reaching the handler (a lost
-    dispatch: received, deleted, no execution started)."""
+    """The dispatcher handler, recording every record it processed successfully."""
 
     def dispatch(event: dict[str, Any], context: Any) -> Any:
-        records = event.get("Records", [])
-        kept = [r for r in records if drop is None or not drop(r)]
-        if len(kept) < len(records):
-            response = handler({**event, "Records": kept}, context) if kept else {"batchItemFailures": []}
-        else:
-            response = handler(event, context)
+        response = handler(event, context)
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         receipts = []
-        for record in records:
+        for record in event.get("Records", []):
             if record["messageId"] in failed:
                 continue
             try:

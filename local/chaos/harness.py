@@ -154,14 +154,15 @@ def run_chaos(
         )
         for fn in runtime.app.functions():
             bridge_lambda(fn, steps)
-        dropped = (
-            DroppedDispatches(opts.lost_dispatches, event_types=saga_types, history=history)
-            if opts.lost_dispatches
-            else None
-        )
-        dispatcher = recording_dispatcher(
-            runtime.dispatcher_handler, history, plain_type=PLAIN_EVENT_TYPE, drop=dropped
-        )
+        handler: Any = runtime.dispatcher_handler
+        if opts.lost_dispatches:
+            handler = DroppedDispatches(
+                opts.lost_dispatches,
+                standard_arns=[runtime.state_machine_arns[w] for w in saga_workflows],
+                sfn_client=runtime.clients["stepfunctions"],
+                history=history,
+            ).wrap(handler)
+        dispatcher = recording_dispatcher(handler, history, plain_type=PLAIN_EVENT_TYPE)
         for i in range(opts.event_sources):
             source = ChaosEventSource(
                 crash_rate=opts.dispatcher_crash_rate,

@@ -73,8 +73,8 @@ class ChaosOptions:
     #: or "skip_own_compensation": broken steps that never undo a step whose outcome was unknown
     steps_mode: str = "correct"
     crash_after_mark_rate: float = 0.0
-    #: saga-starting events the dispatcher acknowledges without starting their execution
-    #: (every delivery of them): the reconciler pass at the end must repair each one
+    #: saga-starting events whose Standard StartExecution the dispatcher loses (every delivery
+    #: of them): the reconciler pass at the end must repair each one
     lost_dispatches: int = 0
     timeout_seconds: float = 3_600.0
     settle_timeout_seconds: float = 300.0

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from botocore.awsrequest import AWSResponse
 
 from saga_outbox._app import SagaApp
 
@@ -29,33 +31,66 @@ _LISTED = 20
 
 
 class DroppedDispatches:
-    """The dispatcher fault ``lost_dispatches``: the first ``budget`` saga-starting events it
-    receives are acknowledged without starting their execution (a dispatcher bug, a DLQ purged
-    by hand), and every later delivery of those events is dropped too, so the loss is real
-    until the reconciler repairs it. Called per SQS record; thread-safe."""
+    """The dispatcher fault ``lost_dispatches``: for the first ``budget`` saga-starting events,
+    the dispatcher's Standard ``StartExecution`` answers success without starting anything (a
+    dispatcher bug, an execution deleted by hand), every time the event comes back, so the
+    message is acknowledged and the loss is real until the reconciler repairs it. Its Express
+    starts go through: the reconciler does not repair Express (their dispatches are replayed),
+    and the domain audit would count a lost projection.
 
-    def __init__(self, budget: int, *, event_types: Iterable[str], history: History) -> None:
+    Only calls made inside :meth:`wrap`'s handler are touched (a thread-local flag), so the
+    reconciler's own starts on the same client are not."""
+
+    def __init__(
+        self, budget: int, *, standard_arns: Iterable[str], sfn_client: Any, history: History
+    ) -> None:
         self._budget = budget
-        self._types = frozenset(event_types)
+        self._arns = frozenset(standard_arns)
         self._history = history
         self._chosen: set[str] = set()
         self._lock = threading.Lock()
+        self._local = threading.local()
+        events = sfn_client.meta.events
+        events.register("before-parameter-build.sfn.StartExecution", self._choose)
+        events.register("before-call.sfn.StartExecution", self._swallow)
 
-    def __call__(self, record: Mapping[str, Any]) -> bool:
+    def wrap(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        def dispatch(event: Any, context: Any) -> Any:
+            self._local.dispatching = True
+            try:
+                return handler(event, context)
+            finally:
+                self._local.dispatching = False
+
+        return dispatch
+
+    def _choose(self, params: dict[str, Any], **_kw: Any) -> None:
+        self._local.swallow = None
+        if not getattr(self._local, "dispatching", False) or params.get("stateMachineArn") not in self._arns:
+            return
         try:
-            body = json.loads(record["body"])
-            event_id, event_type = str(body["event_id"]), str(body["event_type"])
+            event_id = str(json.loads(params["input"])["event_id"])
         except (KeyError, TypeError, ValueError):
-            return False
+            return
         with self._lock:
-            if event_id in self._chosen:
-                return True
-            if self._budget <= 0 or event_type not in self._types:
-                return False
-            self._budget -= 1
-            self._chosen.add(event_id)
-        self._history.count("dispatches_dropped")
-        return True
+            if event_id not in self._chosen:
+                if self._budget <= 0:
+                    return
+                self._budget -= 1
+                self._chosen.add(event_id)
+                self._history.count("dispatches_dropped")
+        arn = str(params["stateMachineArn"]).replace(":stateMachine:", ":execution:", 1)
+        self._local.swallow = f"{arn}:{params['name']}"
+
+    def _swallow(self, **_kw: Any) -> tuple[Any, dict[str, Any]] | None:
+        arn, self._local.swallow = getattr(self._local, "swallow", None), None
+        if arn is None:
+            return None
+        # what StartExecution answers, without the execution
+        return AWSResponse("https://states.local/", 200, {}, None), {
+            "executionArn": arn,
+            "startDate": datetime.now(UTC),
+        }
 
     @property
     def dropped(self) -> frozenset[str]:

@@ -229,7 +229,8 @@ def test_compensation_order_of_a_saga_without_hooks() -> None:
 def test_lost_dispatches_are_repaired_by_the_reconciler_and_reported(
     database_url: str, aws_env: None
 ) -> None:
-    """The dispatcher acknowledges two saga events without starting them (every delivery):
+    """The dispatcher acknowledges two saga events whose Standard start silently did nothing
+    (every delivery; their Express projection starts):
     the reconciler pass at the end starts both under the dispatcher's name, they finish, and
     the run passes while its report says what was repaired."""
     from saga_outbox.workflows import execution_name
