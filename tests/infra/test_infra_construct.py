@@ -91,7 +91,9 @@ def test_code_asset_is_the_users_source_dir_and_the_layer_holds_saga_outbox(user
 def test_fargate_relay_listens_on_the_cluster_endpoint_not_the_proxy(fargate_synth) -> None:
     template = fargate_synth.template()
     assert RELAY not in _functions(template)
-    assert not of_type(template, "AWS::Events::Rule")
+    # no relay schedule; the only rule left is the reconciler's
+    rules = of_type(template, "AWS::Events::Rule")
+    assert [k for k in rules if "Reconciler" not in k] == []
     [cluster_id] = of_type(template, "AWS::RDS::DBCluster")
     [task] = of_type(template, "AWS::ECS::TaskDefinition").values()
     [container] = task["Properties"]["ContainerDefinitions"]

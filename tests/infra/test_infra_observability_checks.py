@@ -142,7 +142,9 @@ def test_custom_metrics_namespace_is_emitted_where_the_alarms_watch(variant) -> 
         for r in resources.values()
         if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "Shop/Sagas"
     }
-    assert custom == {"OldestPendingAgeSeconds", "CompensationFailed"}
+    reconciler = {f"Reconcile{k}" for k in ("ExecutionsStarted", "StartFailures", "StuckExecutions")}
+    reconciler |= {"ReconcileCompensationFailed", "ReconcileLostDispatches"}  # (not reporting)
+    assert custom == {"OldestPendingAgeSeconds", "CompensationFailed"} | reconciler
     assert not [
         r
         for r in resources.values()
