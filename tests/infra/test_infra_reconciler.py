@@ -190,3 +190,10 @@ def test_bad_reconciler_options_name_themselves(options: dict[str, Any], message
 
     with pytest.raises(ValueError, match=message):
         DeploymentConfig(**options)
+
+
+def test_the_alarms_watch_the_dimension_the_handler_emits() -> None:
+    from saga_outbox.cdk.reconciler import RECONCILER_METRICS_SERVICE
+    from saga_outbox.lambdas.handlers.reconciler import SERVICE
+
+    assert SERVICE == RECONCILER_METRICS_SERVICE
