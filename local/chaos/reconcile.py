@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from saga_outbox._app import SagaApp
 
@@ -87,7 +88,7 @@ class DroppedDispatches:
         if arn is None:
             return None
         # what StartExecution answers, without the execution
-        return AWSResponse("https://states.local/", 200, {}, None), {
+        return AWSResponse("https://states.local/", 200, HTTPHeaders(), None), {
             "executionArn": arn,
             "startDate": datetime.now(UTC),
         }
