@@ -7,7 +7,8 @@ that fits in ``connection_budget``:
 
     relay_connections = relay_reserved_concurrency * 3        (relay="lambda"; the Fargate relay
                                                                connects to the cluster, not the proxy)
-    steps             = (connection_budget - app_connections - relay_connections) // 3
+    reconciler        = 1 * 3                                  (reconciler=True: reserved concurrency 1)
+    steps             = (connection_budget - app_connections - relay_connections - reconciler) // 3
     dispatcher        = max(2, steps // 10)
 
 The dispatcher never opens a database connection, but each of its invocations starts up to 10
@@ -18,8 +19,8 @@ throttled dispatcher, whose messages would come back and count towards ``maxRece
 A throttled steps invocation is retried by Step Functions (``Lambda.TooManyRequestsException``
 is in the compiler's transient Retry list), so a burst queues instead of failing.
 
-With the defaults (budget 100, app 10, relay 1): relay 3, steps (100 - 10 - 3) // 3 = 29,
-dispatcher 2. Both reservations can be set explicitly instead.
+With the defaults (budget 100, app 10, relay 1, reconciler on): relay 3, reconciler 3, steps
+(100 - 10 - 3 - 3) // 3 = 28, dispatcher 2. Both reservations can be set explicitly instead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CONNECTIONS_PER_ENVIRONMENT = 3
 MIN_EVENT_SOURCE_CONCURRENCY = 2
 #: executions one dispatcher invocation can start (the SQS batch size)
 DISPATCHER_BATCH = 10
+#: the scheduled reconciler never needs two passes at once
+RECONCILER_CONCURRENCY = 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class ConcurrencyPlan:
     steps: int
     dispatcher: int
     relay_connections: int
+    reconciler: int | None = None
+    """reserved concurrency of the scheduled reconciler (None: reconciler=False)"""
 
 
 def plan_concurrency(config: DeploymentConfig) -> ConcurrencyPlan:
@@ -52,13 +57,16 @@ def plan_concurrency(config: DeploymentConfig) -> ConcurrencyPlan:
     the budget cannot hold one steps invocation."""
     relay = (config.relay_reserved_concurrency or None) if config.relay == "lambda" else None
     relay_connections = (relay or 0) * CONNECTIONS_PER_ENVIRONMENT
-    available = config.connection_budget - config.app_connections - relay_connections
+    reconciler = RECONCILER_CONCURRENCY if config.reconciler else None
+    reconciler_connections = (reconciler or 0) * CONNECTIONS_PER_ENVIRONMENT
+    available = config.connection_budget - config.app_connections - relay_connections - reconciler_connections
     steps = config.steps_reserved_concurrency or available // CONNECTIONS_PER_ENVIRONMENT
     if steps < 1:
         raise ValueError(
             f"connection_budget={config.connection_budget} leaves {available} connection(s) for the "
-            f"steps function after app_connections={config.app_connections} and the relay's "
-            f"{relay_connections}; each steps invocation may hold {CONNECTIONS_PER_ENVIRONMENT}"
+            f"steps function after app_connections={config.app_connections}, the relay's "
+            f"{relay_connections} and the reconciler's {reconciler_connections}; each steps "
+            f"invocation may hold {CONNECTIONS_PER_ENVIRONMENT}"
         )
     if config.steps_reserved_concurrency and steps * CONNECTIONS_PER_ENVIRONMENT > max(available, 0):
         raise ValueError(
@@ -74,5 +82,9 @@ def plan_concurrency(config: DeploymentConfig) -> ConcurrencyPlan:
             "(the SQS event source's minimum MaximumConcurrency)"
         )
     return ConcurrencyPlan(
-        relay=relay, steps=steps, dispatcher=dispatcher, relay_connections=relay_connections
+        relay=relay,
+        steps=steps,
+        dispatcher=dispatcher,
+        relay_connections=relay_connections,
+        reconciler=reconciler,
     )

@@ -59,6 +59,12 @@ class DeploymentConfig:
     #: reserved concurrency of steps / dispatcher; 0 = derived from connection_budget
     steps_reserved_concurrency: int = 0
     dispatcher_reserved_concurrency: int = 0
+    #: the scheduled reconciler (saga_outbox.cdk.reconciler): on, every 5 minutes, checking
+    #: events published 15 minutes to 24 hours ago
+    reconciler: bool = True
+    reconcile_every_minutes: int = 5
+    reconcile_older_than_minutes: int = 15
+    reconcile_since_hours: int = 24
 
     def __post_init__(self) -> None:
         if not _STAGE.match(self.stage):
@@ -92,6 +98,14 @@ class DeploymentConfig:
         for name in ("steps_reserved_concurrency", "dispatcher_reserved_concurrency"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = derived from connection_budget)")
+        if not (1 <= self.reconcile_every_minutes <= 1440):
+            raise ValueError(f"reconcile_every_minutes must be 1..1440, got {self.reconcile_every_minutes!r}")
+        if not (0 <= self.reconcile_older_than_minutes < self.reconcile_since_hours * 60 <= 90 * 24 * 60):
+            raise ValueError(
+                "need 0 <= reconcile_older_than_minutes < reconcile_since_hours * 60 and "
+                f"reconcile_since_hours <= 2160 (90 days), got {self.reconcile_older_than_minutes!r} min "
+                f"and {self.reconcile_since_hours!r} h"
+            )
         if not re.fullmatch(r"[A-Za-z0-9_./#:-]{1,255}", self.metrics_namespace):
             raise ValueError(f"metrics_namespace looks wrong: {self.metrics_namespace!r}")
 

@@ -51,6 +51,7 @@ from saga_outbox.cdk.messaging import Messaging
 from saga_outbox.cdk.network import Network
 from saga_outbox.cdk.observability import Observability, oldest_pending_metric
 from saga_outbox.cdk.orchestration import Orchestration
+from saga_outbox.cdk.reconciler import ScheduledReconciler
 from saga_outbox.cdk.relay_service import FargateRelay
 from saga_outbox.cdk.security import EncryptionKey, retention_days
 from saga_outbox.workflows.timeouts import function_timeout_seconds
@@ -204,6 +205,18 @@ class SagaOutbox(Construct):
         )
         if self.dynamodb_outbox is not None:
             self.dynamodb_outbox.add_alarms(self.observability.topic)
+        self.reconciler: ScheduledReconciler | None = None
+        if cfg.reconciler:  # reconciler=False turns it off; reconcile_every_minutes=N paces it
+            self.reconciler = ScheduledReconciler(
+                self,
+                "Reconciler",
+                config=cfg,
+                functions=self.functions,
+                concurrency=self.concurrency,
+                app_spec=self.app_spec,
+                orchestration=self.orchestration,
+                observability=self.observability,
+            )
 
     def _wire_destinations(self) -> None:
         """The relay (function or service) publishes every destination: grants and the

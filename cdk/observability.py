@@ -208,7 +208,7 @@ class Observability(Construct):
             description=f"{name} function throttled.",
         )
 
-    def _alarm(
+    def add_alarm(
         self,
         construct_id: str,
         metric: cw.IMetric,
@@ -217,7 +217,10 @@ class Observability(Construct):
         description: str,
         evaluation_periods: int = 1,
         comparison: cw.ComparisonOperator = GTE,
+        treat_missing_data: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
     ) -> cw.Alarm:
+        """An alarm raising to :attr:`topic`, listed in :attr:`alarms` (also for the constructs
+        of other concerns, e.g. the scheduled reconciler)."""
         alarm = cw.Alarm(
             self,
             construct_id,
@@ -225,9 +228,11 @@ class Observability(Construct):
             threshold=threshold,
             evaluation_periods=evaluation_periods,
             comparison_operator=comparison,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=treat_missing_data,
             alarm_description=description,
         )
         alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         self.alarms[construct_id] = alarm
         return alarm
+
+    _alarm = add_alarm  # the name the alarms of this module were written with

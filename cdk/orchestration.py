@@ -66,6 +66,9 @@ class Orchestration(Construct):
         self.state_machines: dict[str, sfn.StateMachine] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         self.kinds: dict[str, str] = {}
+        #: workflow -> state machine name (a literal, unlike ``state_machine_name``: IAM
+        #: statements on a machine's executions name it in their ARN)
+        self.names: dict[str, str] = {}
         for name, (workflow, definition) in compiled_definitions(app).items():
             try:
                 fn = functions[workflow.function]
@@ -78,10 +81,11 @@ class Orchestration(Construct):
             log_group = keys.log_group(
                 self, f"{name}Logs", name=f"/aws/vendedlogs/states/{stack_name}-{name}"
             )
+            self.names[name] = f"{stack_name}-{name}"
             sm = sfn.StateMachine(
                 self,
                 name,
-                state_machine_name=f"{stack_name}-{name}",
+                state_machine_name=self.names[name],
                 state_machine_type=sfn.StateMachineType(kind),
                 definition_body=sfn.DefinitionBody.from_string(json.dumps(definition)),
                 definition_substitutions={placeholder(workflow.function): fn.function_arn},

@@ -4,8 +4,9 @@
   shared by all functions, so one upload; the handlers import the app from it
   (``SAGA_OUTBOX_APP``).
 * **saga-outbox itself**: a layer (``python/`` prefix, so it lands on ``/opt/python``) holding the
-  run-time packages ``outbox_relay``, the ``saga_outbox`` facade, ``saga_outbox.workflows`` and
-  ``saga_outbox.lambdas`` in their import layout. It needs no bundling, so it exists offline too.
+  run-time packages ``outbox_relay``, the ``saga_outbox`` facade, ``saga_outbox.workflows``,
+  ``saga_outbox.lambdas`` (plus ``ops`` and ``inspector`` for the reconciler) in their import
+  layout. It needs no bundling, so it exists offline too.
 * **Powertools**: the public AWS layer ``AWSLambdaPowertoolsPythonV3-<python>-arm64:<version>``.
 * **Other dependencies** (SQLAlchemy, psycopg binary, from ``cdk/layer/requirements.txt``):
   either an existing layer (context ``dependencies_layer_arn``) or a layer the CDK builds at
@@ -51,7 +52,15 @@ POWERTOOLS_ACCOUNT = "017000801446"
 #: the importable packages a function needs at run time, as they are installed (a wheel or an
 #: editable checkout whose folders are mapped into the namespace); CDK, the local runtime and
 #: the inspector never run in Lambda and stay out of the asset
-RUNTIME_PACKAGES = ("outbox_relay", "saga_outbox.workflows", "saga_outbox.lambdas")
+#: ``ops`` (and the ``inspector`` its CompensationFailed report reads executions with) for the
+#: scheduled reconciler; both are stdlib + botocore at run time
+RUNTIME_PACKAGES = (
+    "outbox_relay",
+    "saga_outbox.workflows",
+    "saga_outbox.lambdas",
+    "saga_outbox.ops",
+    "saga_outbox.inspector",
+)
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 #: never part of a user's code asset: environments, build output, VCS, caches, tests

@@ -16,7 +16,10 @@ Environment variables
 ``IDEMPOTENCY_TABLE``          DynamoDB table of Powertools Idempotency (steps only)
 ``STATE_MACHINE_ARNS``         JSON object: workflow name -> state machine ARN (dispatcher only)
 ``RELAY_MAX_SECONDS``          time budget of one scheduled relay drain (default 50)
-``SAGA_OUTBOX_APP``            the app, ``module:attr`` (steps and dispatcher)
+``SAGA_OUTBOX_APP``            the app, ``module:attr`` (steps, dispatcher and reconciler)
+``RECONCILE_OLDER_THAN_MINUTES``  the reconciler checks events published at least this long ago
+                               (default 15: past the dispatcher's SQS retries)
+``RECONCILE_SINCE_HOURS``      and at most this long ago (default 24)
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ _ENV_NAMES = {
     "state_machine_arns": "STATE_MACHINE_ARNS",
     "relay_max_seconds": "RELAY_MAX_SECONDS",
     "app": "SAGA_OUTBOX_APP",
+    "reconcile_older_than_minutes": "RECONCILE_OLDER_THAN_MINUTES",
+    "reconcile_since_hours": "RECONCILE_SINCE_HOURS",
 }
 _IAM_TRIO = ("database_secret_arn", "database_proxy_endpoint", "database_name")
 
@@ -67,6 +72,8 @@ class RuntimeConfig(BaseModel):
     relay_max_seconds: float = Field(default=50.0, gt=0, le=900)
     app: str | None = None
     """``module:attr`` of the user's :class:`~saga_outbox.SagaApp` (loaded at cold start)."""
+    reconcile_older_than_minutes: float = Field(default=15.0, ge=0, le=7 * 24 * 60)
+    reconcile_since_hours: float = Field(default=24.0, gt=0, le=90 * 24)
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -6,5 +6,6 @@
 * ``handler``: the Lambda entry point, built lazily from :func:`saga_outbox.lambdas.runtime.get_runtime` on
   the first invocation (environment variables are read then, never at import).
 
-Modules: ``dispatcher``, ``steps``, ``relay``, ``stream`` (the DynamoDB outbox's stream consumer).
+Modules: ``dispatcher``, ``steps``, ``relay``, ``reconciler``, ``stream`` (the DynamoDB outbox's
+stream consumer).
 """

@@ -60,6 +60,9 @@ class ChaosReport:
     checks_skipped: dict[str, str] = field(default_factory=dict)
     #: the Standard workflows whose every execution was checked
     sagas_checked: list[str] = field(default_factory=list)
+    #: what the reconciler pass before the checks found and repaired (``reconcile.reconcile_pass``);
+    #: the saga checks count after its repairs
+    reconciler: dict[str, Any] = field(default_factory=dict)
     app: str = ""
     scenario: str | None = None
     duration_seconds: float = 0.0
@@ -130,10 +133,12 @@ def check_run(
     plain_event_type: str,
     domain: DomainAudit | None = None,
     extra_rows: list[tuple[str, str, str, str, int]] | None = None,
+    reconciler: dict[str, Any] | None = None,
 ) -> ChaosReport:
     """Check a settled run. ``domain`` is the scenario's audit of the app's tables (None: the
     app supplied no scenario; the domain checks are reported as skipped). ``extra_rows`` are
-    events of another outbox (the DynamoDB one) as ``(event_id, group, type, state, rank)``."""
+    events of another outbox (the DynamoDB one) as ``(event_id, group, type, state, rank)``;
+    ``reconciler`` is what the reconciler pass before it repaired, reported as given."""
     with engine.connect() as c:
         rows = [
             *c.exec_driver_sql(
@@ -235,5 +240,6 @@ def check_run(
         },
         checks_skipped=skipped,
         sagas_checked=sorted(figures.names),
+        reconciler=dict(reconciler or {}),
         app=app.name,
     )

@@ -57,6 +57,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sqs-outage-seconds", type=float, default=30.0, help="length of each SQS outage")
     p.add_argument("--stalls", type=int, default=6, help="relays SIGSTOPped past their lease")
     p.add_argument(
+        "--lost-dispatches",
+        type=int,
+        default=0,
+        help="saga events whose Standard start the dispatcher loses (the reconciler repairs them)",
+    )
+    p.add_argument(
         "--table-lock-interval", type=float, default=15.0, help="seconds between outbox locks (0: none)"
     )
     p.add_argument(
@@ -109,6 +115,7 @@ def _chaos(args: argparse.Namespace) -> int:
             sqs_outages=args.sqs_outages,
             sqs_outage_seconds=args.sqs_outage_seconds,
             stalls=args.stalls,
+            lost_dispatches=args.lost_dispatches,
             table_lock_interval_seconds=args.table_lock_interval,
             foreign_transaction_seconds=args.foreign_transaction_seconds,
             source=args.source,
@@ -128,6 +135,18 @@ def _chaos(args: argparse.Namespace) -> int:
     else:
         print_report(report, Console(sys.stdout))
     return 0 if report.ok else 1
+
+
+def _reconciler_rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
+    if not figures:
+        return []
+    return [
+        ("reconciler: lost dispatches repaired", figures["lost_dispatches_repaired"]),
+        (
+            "reconciler: stuck / CompensationFailed / failed",
+            f"{figures['stuck']} / {figures['compensation_failed']} / {figures['failed']}",
+        ),
+    ]
 
 
 def _checked(value: Any) -> Any:
@@ -160,6 +179,7 @@ def print_report(report: Any, console: Console) -> None:
             f"{r.sagas_completed} / {r.sagas_compensated} / {r.sagas_compensation_failed}",
         ),
         ("late re-sends (delivered again)", f"{r.late_resends} ({r.late_resends_received})"),
+        *_reconciler_rows(r.reconciler),
         *((f"absorbed: {k}", v) for k, v in r.absorbed.items()),
         *((f"injected: {k}", v) for k, v in r.faults.items()),
         *(

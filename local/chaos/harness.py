@@ -33,6 +33,7 @@ from .disruptions import Disruptions
 from .faults import ChaosEventSource, FaultySteps, StepFaultRates, recording_dispatcher
 from .history import History, SqsDedupModel
 from .options import ChaosOptions
+from .reconcile import DroppedDispatches, reconcile_pass
 from .relays import Periodic, Relays
 from .scenario import ChaosScenario, GenericSagas, ScenarioFactory, check_scenario, load_scenario
 
@@ -163,7 +164,15 @@ def run_chaos(
         )
         for fn in runtime.app.functions():
             bridge_lambda(fn, steps)
-        dispatcher = recording_dispatcher(runtime.dispatcher_handler, history, plain_type=PLAIN_EVENT_TYPE)
+        handler: Any = runtime.dispatcher_handler
+        if opts.lost_dispatches:
+            handler = DroppedDispatches(
+                opts.lost_dispatches,
+                standard_arns=[runtime.state_machine_arns[w] for w in saga_workflows],
+                sfn_client=runtime.clients["stepfunctions"],
+                history=history,
+            ).wrap(handler)
+        dispatcher = recording_dispatcher(handler, history, plain_type=PLAIN_EVENT_TYPE)
         for i in range(opts.event_sources):
             source = ChaosEventSource(
                 crash_rate=opts.dispatcher_crash_rate,
@@ -336,23 +345,38 @@ def run_chaos(
 
         # -- settle: nothing pending, queue empty, no execution running (three times in a row) --
         bar.log("produced; waiting for the system to settle")
-        settle_deadline = min(deadline, time.monotonic()) + opts.settle_timeout_seconds
         every_workflow = [wf.name for wf in runtime.app.workflows]
-        stable = 0
-        while time.monotonic() < settle_deadline:
-            status = outbox_status(engine, schema=schema)
-            running = _running(runtime, every_workflow)
-            depth = runtime.queue_depth()
-            quiet = status.pending == 0 and depth == 0 and not running
-            if runtime.stream_source is not None and runtime.stream_source.pending():
-                quiet = False
-            if late_budget > 0:
-                quiet = False  # late re-sends still to come
-            stable = stable + 1 if quiet else 0
-            if stable >= 3:
-                break
-            bar.note(f"settling: pending {status.pending}, queue {depth}, running executions {running}")
-            time.sleep(1.0)
+
+        def settle(until: float) -> None:
+            stable = 0
+            while time.monotonic() < until:
+                status = outbox_status(engine, schema=schema)
+                running = _running(runtime, every_workflow)
+                depth = runtime.queue_depth()
+                quiet = status.pending == 0 and depth == 0 and not running
+                if runtime.stream_source is not None and runtime.stream_source.pending():
+                    quiet = False
+                if late_budget > 0:
+                    quiet = False  # late re-sends still to come
+                stable = stable + 1 if quiet else 0
+                if stable >= 3:
+                    return
+                bar.note(f"settling: pending {status.pending}, queue {depth}, running executions {running}")
+                time.sleep(1.0)
+
+        settle(min(deadline, time.monotonic()) + opts.settle_timeout_seconds)
+        # -- reconcile: one pass, as the scheduled function would, while relays and dispatchers
+        # still run (a repaired saga's own events must be published and consumed too) --
+        bar.log("reconciling")
+        reconciled = reconcile_pass(
+            runtime.app,
+            engine=engine,
+            sfn_client=runtime.clients["stepfunctions"],
+            state_machine_arns=dict(runtime.state_machine_arns),
+            outbox_schema=schema,
+        )
+        if reconciled["lost_dispatches_repaired"]:
+            settle(time.monotonic() + opts.settle_timeout_seconds)
         for t in chaos_threads:
             t.stop()
         chaos_threads.clear()
@@ -385,6 +409,7 @@ def run_chaos(
             plain_event_type=PLAIN_EVENT_TYPE,
             domain=domain,
             extra_rows=ddb_writer.rows() if ddb_writer is not None else None,
+            reconciler=reconciled,
         )
         if second is not None:
             report.destination = second.check()

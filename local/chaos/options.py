@@ -76,6 +76,9 @@ class ChaosOptions:
     #: where the probe events' outbox is: "postgres" (relay processes) or "dynamodb" (the
     #: DynamoDB outbox, its stream and the stream consumer; see .ddb_source)
     source: str = "postgres"
+    #: saga-starting events whose Standard StartExecution the dispatcher loses (every delivery
+    #: of them): the reconciler pass at the end must repair each one
+    lost_dispatches: int = 0
     timeout_seconds: float = 3_600.0
     settle_timeout_seconds: float = 300.0
     log_dir: str | None = None
@@ -89,7 +92,7 @@ class ChaosOptions:
             raise ValueError("--events and --sagas must be >= 0, and not both 0")
         if self.relays < 1:
             raise ValueError("--relays must be at least 1")
-        for name in ("kills", "sqs_outages", "stalls"):
+        for name in ("kills", "sqs_outages", "stalls", "lost_dispatches"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
         for name in _RATES:

@@ -30,7 +30,7 @@ from saga_outbox.cdk.nag import add_nag_checks
 from tests.apps import room_app
 
 # A variant exercising the non-default switches (NAT, high-throughput FIFO, e-mail, prebuilt layer,
-# a custom metrics namespace).
+# a custom metrics namespace, a slower reconciler).
 VARIANT_CONTEXT: dict[str, Any] = {
     "stage": "prod",
     "region": "us-east-1",
@@ -41,6 +41,7 @@ VARIANT_CONTEXT: dict[str, Any] = {
     "relay_schedule_minutes": "5",
     "aurora_readers": "1",
     "metrics_namespace": "Shop/Sagas",
+    "reconcile_every_minutes": "15",
 }
 
 #: the user's module, as it sits in their source_dir

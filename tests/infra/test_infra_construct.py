@@ -20,6 +20,7 @@ pytestmark = pytest.mark.infra
 STEPS = "saga_outbox.lambdas.handlers.steps.handler"
 DISPATCHER = "saga_outbox.lambdas.handlers.dispatcher.handler"
 RELAY = "saga_outbox.lambdas.handlers.relay.handler"
+RECONCILER = "saga_outbox.lambdas.handlers.reconciler.handler"
 
 
 def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -34,7 +35,7 @@ def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_defaults_create_the_whole_runtime_for_the_users_app(user_synth) -> None:
     template = user_synth.template()
     functions = _functions(template)
-    assert set(functions) == {STEPS, DISPATCHER, RELAY}
+    assert set(functions) == {STEPS, DISPATCHER, RELAY, RECONCILER}
     for handler in (STEPS, DISPATCHER):
         assert functions[handler]["Environment"]["Variables"]["SAGA_OUTBOX_APP"] == USER_APP_SPEC
     [machine] = of_type(template, "AWS::StepFunctions::StateMachine").values()
@@ -44,7 +45,7 @@ def test_defaults_create_the_whole_runtime_for_the_users_app(user_synth) -> None
     assert len(queues) == 2 and all(q["Properties"]["FifoQueue"] for q in queues)
     assert len(of_type(template, "AWS::DynamoDB::GlobalTable")) == 1
     assert len(of_type(template, "AWS::RDS::DBProxy")) == 1
-    assert len(of_type(template, "AWS::Events::Rule")) == 1
+    assert len(of_type(template, "AWS::Events::Rule")) == 2  # the relay's and the reconciler's
     assert len(of_type(template, "AWS::CloudWatch::Dashboard")) == 1
     assert any(
         a["Properties"].get("MetricName") == "OldestPendingAgeSeconds"
@@ -90,7 +91,9 @@ def test_code_asset_is_the_users_source_dir_and_the_layer_holds_saga_outbox(user
 def test_fargate_relay_listens_on_the_cluster_endpoint_not_the_proxy(fargate_synth) -> None:
     template = fargate_synth.template()
     assert RELAY not in _functions(template)
-    assert not of_type(template, "AWS::Events::Rule")
+    # no relay schedule; the only rule left is the reconciler's
+    rules = of_type(template, "AWS::Events::Rule")
+    assert [k for k in rules if "Reconciler" not in k] == []
     [cluster_id] = of_type(template, "AWS::RDS::DBCluster")
     [task] = of_type(template, "AWS::ECS::TaskDefinition").values()
     [container] = task["Properties"]["ContainerDefinitions"]
@@ -137,7 +140,9 @@ def test_fargate_relay_scales_on_oldest_pending_age(fargate_synth) -> None:
 def test_relay_none_and_bring_your_own_resources(byo) -> None:
     _stack, sagas, template = byo
     functions = _functions(template)
-    assert set(functions) == {STEPS, DISPATCHER}  # the app embeds the relay
+    assert set(functions) == {STEPS, DISPATCHER, RECONCILER}  # the app embeds the relay
+    # the reconciler reaches their database as the steps do
+    assert functions[RECONCILER]["VpcConfig"] == functions[STEPS]["VpcConfig"]
     assert sagas.relay_function is None and sagas.relay_service is None
     # nothing of ours where the user brought theirs
     assert len(of_type(template, "AWS::EC2::VPC")) == 1  # theirs
@@ -164,7 +169,7 @@ def test_relay_none_and_bring_your_own_resources(byo) -> None:
 
 def test_accessors_name_what_the_construct_created(byo) -> None:
     _stack, sagas, _ = byo
-    assert set(sagas.all_functions) == {"steps", "dispatcher"}
+    assert set(sagas.all_functions) == {"steps", "dispatcher", "reconciler"}
     assert sagas.steps_function is sagas.all_functions["steps"]
     assert sagas.dispatcher_function is sagas.all_functions["dispatcher"]
     assert set(sagas.state_machines) == {"RoomSaga"}

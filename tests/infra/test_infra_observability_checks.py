@@ -25,8 +25,8 @@ def test_alarms_cover_outbox_dlq_workflows_compensation_and_throttles(resources)
     assert metrics.count(("AWS/States", "ExecutionsFailed")) == 2
     assert metrics.count(("AWS/States", "ExecutionThrottled")) == 2
     assert ("SagaOutbox", "CompensationFailed") in metrics
-    assert metrics.count(("AWS/Lambda", "Throttles")) == 4
-    assert metrics.count(("AWS/Lambda", "Errors")) == 4
+    assert metrics.count(("AWS/Lambda", "Throttles")) == 5  # relay, steps, dispatcher, api, reconciler
+    assert metrics.count(("AWS/Lambda", "Errors")) == 5
     for alarm in resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"], "every alarm notifies the topic"
 
@@ -142,7 +142,9 @@ def test_custom_metrics_namespace_is_emitted_where_the_alarms_watch(variant) -> 
         for r in resources.values()
         if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "Shop/Sagas"
     }
-    assert custom == {"OldestPendingAgeSeconds", "CompensationFailed"}
+    reconciler = {f"Reconcile{k}" for k in ("ExecutionsStarted", "StartFailures", "StuckExecutions")}
+    reconciler |= {"ReconcileCompensationFailed", "ReconcileLostDispatches"}  # (not reporting)
+    assert custom == {"OldestPendingAgeSeconds", "CompensationFailed"} | reconciler
     assert not [
         r
         for r in resources.values()

@@ -137,12 +137,13 @@ def test_functions_use_latest_python_arm64_xray_and_handlers(resources) -> None:
 
 
 def test_reserved_concurrency_fits_the_connection_budget(resources) -> None:
-    """Defaults: budget 100, 10 for the app's own functions, relay 1 x 3 connections ->
-    steps (100 - 10 - 3) // 3 = 29, dispatcher max(2, 29 // 10) = 2 (= the event source's cap)."""
+    """Defaults: budget 100, 10 for the app's own functions, relay 1 x 3 connections, reconciler
+    1 x 3 -> steps (100 - 10 - 3 - 3) // 3 = 28, dispatcher max(2, 28 // 10) = 2 (= the event
+    source's cap)."""
     by_handler = {
         r["Properties"].get("Handler"): r["Properties"] for r in resources("AWS::Lambda::Function").values()
     }
-    assert by_handler["saga_outbox.lambdas.handlers.steps.handler"]["ReservedConcurrentExecutions"] == 29
+    assert by_handler["saga_outbox.lambdas.handlers.steps.handler"]["ReservedConcurrentExecutions"] == 28
     assert by_handler["saga_outbox.lambdas.handlers.dispatcher.handler"]["ReservedConcurrentExecutions"] == 2
     [mapping] = resources("AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
@@ -158,7 +159,11 @@ def test_dispatcher_sqs_source_batch_10_with_partial_failures(template: Template
 
 def test_relay_runs_on_a_schedule(template: Template, variant) -> None:
     template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(1 minute)"})
-    variant_rules = [r for r in variant.template()["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    variant_rules = [
+        r
+        for k, r in variant.template()["Resources"].items()
+        if r["Type"] == "AWS::Events::Rule" and "Reconciler" not in k  # its own test: test_infra_reconciler
+    ]
     assert [r["Properties"]["ScheduleExpression"] for r in variant_rules] == ["rate(5 minutes)"]
 
 
@@ -173,7 +178,8 @@ def _asset_dir(synth, code: dict) -> Path:
 
 def test_code_asset_is_the_example_and_the_layer_holds_saga_outbox(synth, resources) -> None:
     """The functions' code is the example's source_dir (only examples/); saga-outbox itself comes
-    from a layer in the import layout under python/ (no CDK, local runtime or inspector)."""
+    from a layer in the import layout under python/ (no CDK or local runtime; ops and inspector
+    for the reconciler)."""
     codes = {
         json.dumps(r["Properties"]["Code"], sort_keys=True)
         for r in resources("AWS::Lambda::Function").values()
@@ -191,7 +197,7 @@ def test_code_asset_is_the_example_and_the_layer_holds_saga_outbox(synth, resour
     site = layer_dir / "python"
     assert {p.name for p in site.iterdir()} == {"outbox_relay", "saga_outbox"}
     packages = {p.name for p in (site / "saga_outbox").iterdir() if p.is_dir()}
-    assert packages == {"workflows", "lambdas"}
+    assert packages == {"workflows", "lambdas", "ops", "inspector"}  # ops + inspector: the reconciler
     assert (site / "saga_outbox" / "_app.py").is_file()
     assert (site / "saga_outbox" / "lambdas" / "handlers" / "steps.py").is_file()
     assert not list(layer_dir.rglob("__pycache__")) and not list(code_dir.rglob("__pycache__"))

@@ -224,3 +224,42 @@ def test_compensation_order_of_a_saga_without_hooks() -> None:
     unknown = ["BookRoom", "BookRoomFailed", "CompensateBookRoom", "MarkCompensated"]
     assert compensation_order_violation(unknown, wf, failure_error="States.Timeout") is None
     assert compensation_order_violation(unknown, wf, failure_error="Rejected.X") is not None
+
+
+def test_lost_dispatches_are_repaired_by_the_reconciler_and_reported(
+    database_url: str, aws_env: None
+) -> None:
+    """The dispatcher acknowledges two saga events whose Standard start silently did nothing
+    (every delivery; their Express projection starts):
+    the reconciler pass at the end starts both under the dispatcher's name, they finish, and
+    the run passes while its report says what was repaired."""
+    from saga_outbox.workflows import execution_name
+
+    report = run_chaos(
+        ChaosOptions(
+            events=50,
+            sagas=6,
+            kills=0,
+            seed=8,
+            database_url=database_url,
+            lost_dispatches=2,
+            **{**_QUIET, "settle_timeout_seconds": 240.0},  # type: ignore[arg-type]
+        ),
+        app=ORDERS_APP,
+        scenario="examples.orders.chaos:scenario",
+        progress=None,
+    )
+    assert report.faults["dispatches_dropped"] == 2
+    found = report.reconciler
+    assert (found["lost_dispatches_found"], found["lost_dispatches_repaired"]) == (2, 2)
+    assert [r["workflow"] for r in found["repaired"]] == ["OrderSaga", "OrderSaga"]
+    for r in found["repaired"]:
+        assert r["execution_name"] == execution_name("OrderSaga", r["event_id"])
+    assert (found["start_failures"], found["stuck"]) == (0, 0)
+    assert found["compensation_failed"] == report.sagas_compensation_failed
+    # counted after the repair: every saga started and finished, nothing lost
+    assert report.lost == 0 and report.lost_detail["sagas_not_started"] == 0, report.examples
+    assert report.sagas_unfinished == 0
+    assert report.sagas_completed + report.sagas_compensated + report.sagas_compensation_failed == 6
+    assert report.ok
+    assert report.as_dict()["reconciler"] == found

@@ -33,6 +33,8 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
             # more than the default 2%, so that 30 sagas surely meet both
             step_exhausted_rate=0.05,
             step_idempotency_down_rate=0.05,
+            # two saga events the dispatcher acknowledges and never starts: the reconciler's
+            lost_dispatches=2,
         ),
         app=ORDERS_APP,
         scenario=ORDERS_SCENARIO,
@@ -55,6 +57,11 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
     assert report.checks_skipped == {}  # the scenario supplies every domain check
     assert report.lost_detail["orders_without_saga"] == 0  # the scenario's own lost keys
     assert report.ok
+    # the reconciler pass repaired the dropped dispatches before the saga checks counted
+    assert report.faults["dispatches_dropped"] == 2
+    assert report.reconciler["lost_dispatches_repaired"] == 2, report.reconciler
+    assert report.reconciler["compensation_failed"] == report.sagas_compensation_failed
+    assert (report.reconciler["stuck"], report.reconciler["start_failures"]) == (0, 0)
     # the faults really happened, and the layers really absorbed them
     assert report.faults.get("pg_connections_terminated", 0) > 0
     assert report.faults.get("dispatcher_crashes", 0) > 0
@@ -73,6 +80,7 @@ def test_small_chaos_run_keeps_every_invariant(database_url: str, aws_env: None)
     assert faults["step_unknown_outcomes_exhausted"] > 0 and faults["step_idempotency_store_down"] > 0
     table = format_table(report)
     assert "orders (examples.orders.chaos:scenario)" in table and "skipped" not in table
+    assert "reconciler: lost dispatches repaired" in table
 
 
 def test_cli_registers_chaos_with_defaults() -> None:
@@ -82,6 +90,7 @@ def test_cli_registers_chaos_with_defaults() -> None:
     assert (args.app, args.scenario) == (ORDERS_APP, ORDERS_SCENARIO)
     assert (args.events, args.sagas, args.relays, args.kills) == (100_000, 1_000, 3, 20)
     assert (args.sqs_outages, args.sqs_outage_seconds, args.stalls) == (2, 30.0, 6)
+    assert args.lost_dispatches == 0
     assert args.foreign_transaction_seconds == 30.0 and args.step_exhausted_rate == 0.02
     assert args.entry_failure_rate == 0.05 and args.throttle_rate == 0.05
     assert callable(args.func)

@@ -72,11 +72,13 @@ def test_relay_container_metrics_reach_cloudwatch_with_the_relay_dimension() -> 
 
 def test_concurrency_plan_arithmetic() -> None:
     plan = plan_concurrency(DeploymentConfig())
-    assert (plan.relay, plan.steps, plan.dispatcher) == (1, 29, 2)
+    # the scheduled reconciler's one invocation holds up to 3 connections too
+    assert (plan.relay, plan.reconciler, plan.steps, plan.dispatcher) == (1, 1, 28, 2)
+    assert plan_concurrency(DeploymentConfig(reconciler=False)).steps == 29
     big = plan_concurrency(DeploymentConfig(connection_budget=1000, app_connections=100))
-    assert (big.steps, big.dispatcher) == ((1000 - 100 - 3) // 3, 29)
+    assert (big.steps, big.dispatcher) == ((1000 - 100 - 3 - 3) // 3, 29)
     fargate = plan_concurrency(DeploymentConfig(relay="fargate"))
-    assert fargate.relay is None and fargate.steps == 30  # the Fargate relay bypasses the proxy
+    assert fargate.relay is None and fargate.steps == 29  # the Fargate relay bypasses the proxy
     with pytest.raises(ValueError, match="steps"):
         plan_concurrency(DeploymentConfig(connection_budget=12, app_connections=10))
     with pytest.raises(ValueError, match="steps_reserved_concurrency"):

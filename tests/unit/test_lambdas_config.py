@@ -29,9 +29,12 @@ def test_from_env_reads_and_validates_everything() -> None:
             "STATE_MACHINE_ARNS": json.dumps({"OrderSaga": ARN}),
             "RELAY_MAX_SECONDS": "12.5",
             "SAGA_OUTBOX_APP": "myshop.sagas:app",
+            "RECONCILE_OLDER_THAN_MINUTES": "30",
+            "RECONCILE_SINCE_HOURS": "48",
         }
     )
     assert cfg.outbox_schema == "ob" and cfg.app == "myshop.sagas:app"
+    assert (cfg.reconcile_older_than_minutes, cfg.reconcile_since_hours) == (30.0, 48.0)
     assert dict(cfg.state_machine_arns) == {"OrderSaga": ARN}
     assert cfg.relay_max_seconds == 12.5
     with pytest.raises(ValueError, match="frozen"):
@@ -43,6 +46,7 @@ def test_from_env_reads_and_validates_everything() -> None:
 def test_defaults() -> None:
     cfg = RuntimeConfig.from_env({})
     assert (cfg.outbox_schema, cfg.relay_max_seconds, cfg.app) == ("saga_outbox", 50.0, None)
+    assert (cfg.reconcile_older_than_minutes, cfg.reconcile_since_hours) == (15.0, 24.0)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,8 @@ def test_defaults() -> None:
         ({"RELAY_MAX_SECONDS": "0"}, "RELAY_MAX_SECONDS"),
         ({"OUTBOX_SCHEMA": "drop table;"}, "OUTBOX_SCHEMA"),
         ({"DATABASE_PROXY_ENDPOINT": "proxy:5432"}, "DATABASE_SECRET_ARN"),
+        ({"RECONCILE_OLDER_THAN_MINUTES": "-1"}, "RECONCILE_OLDER_THAN_MINUTES"),
+        ({"RECONCILE_SINCE_HOURS": "0"}, "RECONCILE_SINCE_HOURS"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -81,6 +87,7 @@ def test_importing_handlers_reads_no_environment() -> None:
     the first invocation, which names the bad variable."""
     code = (
         "import saga_outbox.lambdas.handlers.relay\n"
+        "import saga_outbox.lambdas.handlers.reconciler\n"
         "import saga_outbox.lambdas.handlers.steps\n"
         "from saga_outbox.lambdas.handlers import dispatcher\n"
         "try:\n"
