@@ -29,7 +29,7 @@ lint: $(STAMP)
 	@# cross-package imports are checked instead of being silently unresolved
 	rm -rf build/typecheck && mkdir -p build/typecheck/saga_outbox
 	cp -rs $(CURDIR)/saga_outbox/. build/typecheck/saga_outbox/
-	for d in cdk workflows lambdas local inspector; do ln -s $(CURDIR)/$$d build/typecheck/saga_outbox/$$d; done
+	for d in cdk workflows lambdas local inspector ops; do ln -s $(CURDIR)/$$d build/typecheck/saga_outbox/$$d; done
 	ln -s $(CURDIR)/outbox_relay build/typecheck/outbox_relay && ln -s $(CURDIR)/bench build/typecheck/bench
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p saga_outbox -p outbox_relay -p bench
 
