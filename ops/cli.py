@@ -138,7 +138,8 @@ def _sfn_client(endpoint_url: str | None, region: str | None) -> Any:
     kwargs: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region or default_region()}
     configured = any(os.environ.get(v) for v in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
     if is_loopback_endpoint(endpoint_url) and not configured:
-        kwargs.update(LOCAL_CREDENTIALS)  # a local emulator accepts any key, as `executions` does
+        # a local emulator accepts any key, as `executions` does
+        kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = LOCAL_CREDENTIALS
     return boto3.client("stepfunctions", **kwargs)
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -169,56 +167,24 @@ def _dry_run(engine: Any, args: argparse.Namespace, selection: Any, count_replay
 def _progress(args: argparse.Namespace) -> AbstractContextManager[Any]:
     if args.no_progress or args.json:
         return nullcontext(None)
-    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
-        try:
-            return _RichProgress()
-        except ImportError:  # rich comes with the 'local' extra: plain lines without it
-            pass
-    return nullcontext(_PlainProgress())
+    return _Progress(args.run_id)
 
 
-class _PlainProgress:
-    """A line on stderr at most every 5 s and at the end (logs, pipes, NO_COLOR)."""
+class _Progress:
+    """The package's one progress helper (``saga_outbox._console``): a Rich bar on stderr on a
+    terminal, plain lines every 5 s otherwise or with ``NO_COLOR``; stdout keeps the summary."""
 
-    def __init__(self) -> None:
-        self._at = 0.0
+    def __init__(self, run_id: str) -> None:
+        from saga_outbox._console import progress_on
 
-    def __call__(self, p: Any) -> None:
-        now = time.monotonic()
-        if p.delivered and now - self._at < 5 and p.delivered != p.total:
-            return
-        self._at = now
-        total = f"/{p.total:,}" if p.total is not None else ""
-        share = f" ({100 * p.delivered / p.total:.0f}%)" if p.total else ""
-        print(
-            f"replay {p.run_id}: {p.delivered:,}{total}{share} delivered, last row {p.last_id}",
-            file=sys.stderr,
-        )
-
-
-class _RichProgress:
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("replay {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),  # stdout keeps the summary alone
-            transient=False,
-        )
-        self._task: Any = None
+        self._bar = progress_on(sys.stderr, total=None, description=f"replay {run_id}", every=5.0)
 
     def __enter__(self) -> Callable[[Any], None]:
-        self._bar.__enter__()
         return self._update
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)  # type: ignore[arg-type]
+        self._bar.flush()
+        self._bar.close()
 
     def _update(self, p: Any) -> None:
-        if self._task is None:
-            self._task = self._bar.add_task(p.run_id, total=p.total)
-        self._bar.update(self._task, completed=p.delivered)
+        self._bar.update(completed=p.delivered, total=p.total, detail=f"delivered, last row {p.last_id}")

@@ -264,6 +264,12 @@ class Progress:
         else:
             print(text, file=self.console.stream, flush=True)
 
+    def flush(self) -> None:
+        """Plain: the counts line now, whatever the clock says (a run's last state)."""
+        if self._bar is None and self.console is not None:
+            self._last_line = None
+            self.update()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -548,8 +548,8 @@ def test_cli_replay_prints_plain_progress_and_a_summary(
     args = ["outbox", "replay", "--database-url", database_url, "--schema", outbox, "--run-id", "plain"]
     assert main([*args, "--queue-url", replay_queue, "--page-size", "10"]) == 0
     captured = capsys.readouterr()
-    assert "replay plain: 0/25 (0%) delivered, last row 0" in captured.err
-    assert f"replay plain: 25/25 (100%) delivered, last row {events[-1]['row_id']}" in captured.err
+    assert "] replay plain 0/25 delivered, last row 0" in captured.err
+    assert f"] replay plain 25/25 delivered, last row {events[-1]['row_id']}" in captured.err
     assert "\x1b[" not in captured.err  # no terminal control sequences
     assert (
         "replay run 'plain' finished" in captured.out

@@ -27,6 +27,7 @@ APP = "examples.orders.app:app"
 #: the verbs that print a table (or a report of label/value lines) and so take --json
 TABLE_VERBS = {
     "outbox status",
+    "outbox replay",
     "workflows list",
     "executions list",
     "executions show",

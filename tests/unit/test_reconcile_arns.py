@@ -107,3 +107,15 @@ def test_the_deadline_counts_compiled_task_timeouts_compensations_and_the_margin
     # A's compensation once, then the margin
     assert deadline_seconds(app, wf, margin_seconds=100) == 32 + (2 * 32 + 1) + 32 + 100
     assert wf.worst_case_seconds() < deadline_seconds(app, wf, margin_seconds=0)
+
+
+def test_reconcile_against_a_loopback_endpoint_needs_no_aws_keys(monkeypatch):
+    """`saga-outbox reconcile --endpoint-url http://127.0.0.1:...` with no AWS keys set: the
+    local emulator accepts any key, so the client gets the local pair (it used to raise)."""
+    from saga_outbox.ops.cli import _sfn_client
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    client = _sfn_client("http://127.0.0.1:5000", "us-east-1")
+    credentials = client._request_signer._credentials
+    assert (credentials.access_key, credentials.secret_key) == ("local", "local")
