@@ -4,7 +4,7 @@ the documented top-level shape (README "CLI reference"). One local run of the or
 
 The long runs have their own JSON tests: ``chaos`` (test_chaos_small.py), ``local run``
 (test_local_run.py), ``python -m examples.orders demo`` (test_demo.py);
-tests/unit/test_cli_output.py checks that every table verb has the flag.
+tests/unit/test_cli_output_verbs.py checks that every table verb has the flag.
 """
 
 from __future__ import annotations
