@@ -14,7 +14,7 @@ business rows and any outbox events it enqueues commit together.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +109,9 @@ class StepContext:
     outbox_schema: str = "saga_outbox"
     #: the app's size limit per event type (``SagaApp.max_event_bytes``), when the app is known
     max_event_bytes: Callable[[str], int] | None = None
+    #: the app's destinations per event type (``SagaApp.destinations_for``): a step's events
+    #: are routed like the app's own commands' (None: the SQS queue only)
+    destinations_for: Callable[[str], Sequence[Any]] | None = None
 
     @property
     def payload(self) -> Mapping[str, Any]:
@@ -194,6 +197,7 @@ class StepContext:
             headers={"causation_id": str(self.event_id), "execution": self.execution, **(headers or {})},
             event_id=event_id,
             schema=self.outbox_schema,
+            destinations=None if self.destinations_for is None else self.destinations_for(event_type),
         )
 
 
@@ -235,6 +239,7 @@ def run_step(
     registry: ActionRegistry,
     outbox_schema: str = "saga_outbox",
     max_event_bytes: Callable[[str], int] | None = None,
+    destinations_for: Callable[[str], Sequence[Any]] | None = None,
 ) -> Any:
     """Run one step in its own transaction; translate database failures to
     :class:`~saga_outbox.lambdas.exceptions.DatabaseUnavailable` (retryable); domain errors pass through."""
@@ -243,7 +248,11 @@ def run_step(
     try:
         with engine.begin() as conn:
             ctx = StepContext(
-                conn=conn, task=task, outbox_schema=outbox_schema, max_event_bytes=max_event_bytes
+                conn=conn,
+                task=task,
+                outbox_schema=outbox_schema,
+                max_event_bytes=max_event_bytes,
+                destinations_for=destinations_for,
             )
             result = fn(ctx)
             return {} if result is None else result

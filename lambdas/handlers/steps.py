@@ -74,11 +74,12 @@ def make_handler(
         persistence_store = DynamoDBPersistenceLayer(
             table_name=config.idempotency_table, boto3_client=runtime.dynamodb_client
         )
-    # the app's actions and its size limit per event type (ctx.enqueue refuses an event too
-    # large for a workflow it starts); an injected registry brings neither
-    limits = None
+    # the app's actions, its size limit per event type (ctx.enqueue refuses an event too large
+    # for a workflow it starts) and its destinations; an injected registry brings none of them
+    limits = routes = None
     if registry is None:
-        registry, limits = runtime.app.registry(), runtime.app.max_event_bytes
+        app = runtime.app
+        registry, limits, routes = app.registry(), app.max_event_bytes, app.destinations_for
     logger, tracer, metrics = observability("steps")
     engine = runtime.engine
     idempotency = IdempotencyConfig(
@@ -97,6 +98,7 @@ def make_handler(
             registry=registry,
             outbox_schema=config.outbox_schema,
             max_event_bytes=limits,
+            destinations_for=routes,
         )
 
     @logger.inject_lambda_context(clear_state=True)

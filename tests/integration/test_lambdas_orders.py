@@ -332,3 +332,35 @@ def test_migrate_orders_creates_no_tables_on_import(engine: sa.Engine, schema: s
             sa.text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"), {"s": schema}
         ).scalar_one()
     assert exists == 0
+
+
+def test_a_step_emits_its_events_to_the_apps_destinations(engine: sa.Engine, db: str) -> None:
+    """ctx.enqueue routes a step's event like the app's commands do: with OrderConfirmed also
+    delivered to a bus, confirming an order writes one row per destination."""
+    app = create_app(schema=db)
+    app.destination("audit-bus", kind="eventbridge")
+    app.deliver("OrderConfirmed", to=["sqs", "audit-bus"])
+    order_id, env = new_order(engine, db)
+    for action, step in (
+        ("reserve_inventory", "ReserveInventory"),
+        ("charge_payment", "ChargePayment"),
+        ("create_shipment", "CreateShipment"),
+        ("confirm_order", "ConfirmOrder"),
+    ):
+        run_step(
+            task(action, env, step=step),
+            engine=engine,
+            registry=app.registry(),
+            outbox_schema=db,
+            max_event_bytes=app.max_event_bytes,
+            destinations_for=app.destinations_for,
+        )
+    with engine.connect() as conn:
+        rows = (
+            conn.exec_driver_sql(
+                f"SELECT destination FROM \"{db}\".outbox WHERE event_type = 'OrderConfirmed' ORDER BY destination"
+            )
+            .scalars()
+            .all()
+        )
+    assert rows == ["audit-bus", "sqs"]
