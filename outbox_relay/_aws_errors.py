@@ -128,20 +128,17 @@ def check_call(call: Any, *, what: str, **kwargs: Any) -> Any:
 
 
 def make_client(service: str, *, region_name: str | None, endpoint_url: str | None) -> Any:
-    """A boto3 client configured as SqsFifoPublisher's: the relay owns retries."""
+    """A boto3 client configured as SqsFifoPublisher's (the relay owns retries; an attempt fits
+    well inside a lease): one configuration for every destination's client."""
     import boto3
-    from botocore.config import Config
 
-    return boto3.client(
+    from .publisher import SqsFifoPublisher
+
+    return boto3.client(  # type: ignore[call-overload]
         service,
         region_name=region_name,
         endpoint_url=endpoint_url,
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 2},
-            connect_timeout=3,
-            read_timeout=10,
-            max_pool_connections=64,
-        ),
+        config=SqsFifoPublisher.client_config(),
     )
 
 

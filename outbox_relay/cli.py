@@ -107,6 +107,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     if other is not None:
         publisher, queue_url = other
     else:
+        assert queue_url  # refused above when neither it nor another destination is given
         publisher = SqsFifoPublisher(
             queue_url=queue_url, region_name=args.region, endpoint_url=args.endpoint_url
         )

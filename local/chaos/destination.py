@@ -200,7 +200,7 @@ class SecondDestination:
             per_group[key] += 1
             position[event_id] = (key, per_group[key])
         counts: dict[str, int] = defaultdict(int)
-        violations, highest = 0, {}
+        violations, highest = 0, dict[str, int]()
         for env in self.received:
             eid = env["event_id"]
             counts[eid] += 1

@@ -340,7 +340,7 @@ def test_a_step_emits_its_events_to_the_apps_destinations(engine: sa.Engine, db:
     app = create_app(schema=db)
     app.destination("audit-bus", kind="eventbridge")
     app.deliver("OrderConfirmed", to=["sqs", "audit-bus"])
-    order_id, env = new_order(engine, db)
+    _, env = new_order(engine, db)
     for action, step in (
         ("reserve_inventory", "ReserveInventory"),
         ("charge_payment", "ChargePayment"),
@@ -358,7 +358,8 @@ def test_a_step_emits_its_events_to_the_apps_destinations(engine: sa.Engine, db:
     with engine.connect() as conn:
         rows = (
             conn.exec_driver_sql(
-                f"SELECT destination FROM \"{db}\".outbox WHERE event_type = 'OrderConfirmed' ORDER BY destination"
+                f'SELECT destination FROM "{db}".outbox'
+                " WHERE event_type = 'OrderConfirmed' ORDER BY destination"
             )
             .scalars()
             .all()
