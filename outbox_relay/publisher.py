@@ -304,35 +304,10 @@ class SqsFifoPublisher:
                 cause="lease",
                 maybe_delivered=exc.attempts_made > 0,
             ) from exc
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            cause = request_cause(code, status)
-            raise PublishError(
-                f"SendMessageBatch to {self.queue_url} failed: {code}: {exc}",
-                retryable=cause != "rejected",
-                throttled=cause == "throttled",
-                cause=cause,
-            ) from exc
-        except BotoCoreError as exc:
-            from botocore.exceptions import (
-                ConnectTimeoutError,
-                EndpointConnectionError,
-                NoCredentialsError,
-                PartialCredentialsError,
-            )
+        except (ClientError, BotoCoreError) as exc:
+            from ._aws_errors import raise_request_error  # it imports this module's code sets
 
-            credentials = isinstance(exc, NoCredentialsError | PartialCredentialsError) or (
-                "Credential" in type(exc).__name__
-            )
-            # no connection, no request: SQS cannot have seen it; a read timeout or a closed
-            # connection may come after SQS accepted the batch
-            unsent = credentials or isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
-            raise PublishError(
-                f"SendMessageBatch to {self.queue_url} failed: {type(exc).__name__}: {exc}",
-                cause="credentials" if credentials else "connection",
-                maybe_delivered=not unsent,
-            ) from exc
+            raise_request_error(exc, action="SendMessageBatch", target=self.queue_url)
         outcome = BatchOutcome(
             succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])]
         )
