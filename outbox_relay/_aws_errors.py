@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from ._lease_guard import LeaseEnding, check_attempt
 from .exceptions import CredentialsMissingError, OutboxError, PublishError
 from .publisher import CREDENTIAL_CODES, PERMISSION_CODES, THROTTLING_CODES, EntryFailure, request_cause
 
@@ -55,7 +56,12 @@ def cause_of(code: str, status: int) -> str:
 
 
 def raise_request_error(exc: Exception, *, action: str, target: str) -> NoReturn:
-    """The :class:`PublishError` of a whole failed request (``exc`` from botocore)."""
+    """The :class:`PublishError` of a whole failed request (``exc`` from botocore, or the lease
+    guard's refusal of an attempt)."""
+    if isinstance(exc, LeaseEnding):
+        raise PublishError(
+            f"{action} to {target} not sent: {exc}", cause="lease", maybe_delivered=exc.attempts_made > 0
+        ) from exc
     from botocore.exceptions import (
         ClientError,
         ConnectTimeoutError,
@@ -162,4 +168,34 @@ class LazyClient:
                     self._client = make_client(
                         self._service, region_name=self._region_name, endpoint_url=self._endpoint_url
                     )
+                    self._guard(self._client)
+        elif not self._guarded:
+            with self._lock:
+                self._guard(self._client)
         return self._client
+
+    _guarded = False
+
+    def _guard(self, client: Any) -> None:
+        """The lease guard before every attempt of this service's calls (see
+        ``SqsFifoPublisher``): first in line, so an in-process stub never sees a refused one."""
+        if self._guarded:
+            return
+        meta = getattr(client, "meta", None)
+        if meta is not None and getattr(meta, "events", None) is not None:
+            service_id = meta.service_model.service_id.hyphenize()
+            meta.events.register_first(
+                f"before-send.{service_id}", _guard_attempt, unique_id="saga-outbox-lease"
+            )
+        self._guarded = True
+
+    def attempt_seconds(self) -> float:
+        """The longest one attempt can take with this client's timeouts (0: a test double)."""
+        config = getattr(getattr(self.get(), "meta", None), "config", None)
+        if config is None:
+            return 0.0
+        return float(config.connect_timeout or 60) + float(config.read_timeout or 60)
+
+
+def _guard_attempt(**_: Any) -> None:
+    check_attempt()

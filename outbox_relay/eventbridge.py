@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._aws_errors import LazyClient, check_call, entry_failure, raise_request_error
+from ._lease_guard import LeaseEnding
 from .destinations import EVENTBRIDGE_MAX_MESSAGE_BYTES, EVENTBRIDGE_MAX_SOURCE_CHARS
 from .exceptions import ConfigurationError
 from .publisher import BatchOutcome, OutboundMessage
@@ -54,6 +55,12 @@ class EventBridgePublisher:
     def client(self) -> Any:
         return self._client.get()
 
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one request attempt can take: the relay starts none that could end
+        after its lease."""
+        return self._client.attempt_seconds()
+
     def check(self) -> None:
         check_call(self.client.describe_event_bus, what=f"event bus {self.event_bus}", Name=self.event_bus)
 
@@ -71,7 +78,7 @@ class EventBridgePublisher:
         ]
         try:
             response = self.client.put_events(Entries=entries)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, LeaseEnding) as exc:
             raise_request_error(exc, action="PutEvents", target=self.event_bus)
         outcome = BatchOutcome()
         # results are positional: the i-th result is the i-th entry's

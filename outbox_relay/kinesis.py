@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._aws_errors import LazyClient, check_call, entry_failure, raise_request_error
+from ._lease_guard import LeaseEnding
 from .destinations import KINESIS_MAX_MESSAGE_BYTES, KINESIS_MAX_REQUEST_BYTES
 from .exceptions import ConfigurationError
 from .publisher import BatchOutcome, OutboundMessage
@@ -51,6 +52,12 @@ class KinesisPublisher:
     def client(self) -> Any:
         return self._client.get()
 
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one request attempt can take: the relay starts none that could end
+        after its lease."""
+        return self._client.attempt_seconds()
+
     def check(self) -> None:
         check_call(self.client.describe_stream_summary, what=f"Kinesis stream {self.stream}", **self._target)
 
@@ -60,7 +67,7 @@ class KinesisPublisher:
         records = [{"Data": m.body.encode("utf-8"), "PartitionKey": m.group_id} for m in messages]
         try:
             response = self.client.put_records(Records=records, **self._target)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, LeaseEnding) as exc:
             raise_request_error(exc, action="PutRecords", target=self.stream)
         outcome = BatchOutcome()
         results = response.get("Records", [])

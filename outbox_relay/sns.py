@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._aws_errors import LazyClient, check_call, entry_failure, raise_request_error
+from ._lease_guard import LeaseEnding
 from .destinations import SNS_MAX_MESSAGE_BYTES
 from .exceptions import ConfigurationError
 from .publisher import BatchOutcome, OutboundMessage
@@ -55,6 +56,12 @@ class SnsFifoPublisher:
     def client(self) -> Any:
         return self._client.get()
 
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one request attempt can take: the relay starts none that could end
+        after its lease."""
+        return self._client.attempt_seconds()
+
     def check(self) -> None:
         attrs = check_call(
             self.client.get_topic_attributes, what=f"SNS topic {self.topic_arn}", TopicArn=self.topic_arn
@@ -77,7 +84,7 @@ class SnsFifoPublisher:
         ]
         try:
             response = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, LeaseEnding) as exc:
             raise_request_error(exc, action="PublishBatch", target=self.topic_arn)
         outcome = BatchOutcome(
             succeeded=[messages[int(e["Id"])].row_id for e in response.get("Successful", [])]

@@ -554,3 +554,37 @@ def test_readme_destinations_example_runs_as_written(engine, database_url, sqs, 
             namespace["engine"].dispose()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_sns_attempts_stay_inside_the_lease_like_sqs(sqs, topic):
+    """The lease guard covers the other destinations: an attempt that could end after the lease
+    is refused at the wire (request-level, nothing spent, nothing published); with the lease
+    fresh the same publisher sends."""
+    from outbox_relay._lease_guard import lease_deadline
+    from outbox_relay.exceptions import PublishError
+    from outbox_relay.publisher import OutboundMessage
+
+    arn, url = topic
+    publisher = SnsFifoPublisher(topic_arn=arn, region_name="us-east-1")
+    assert publisher.attempt_seconds == 7.0  # the relay's client config: connect 2 s + read 5 s
+    message = OutboundMessage(
+        row_id=1,
+        event_id="e1",
+        group_id="order:a",
+        deduplication_id="e1",
+        body=json.dumps({"event_id": "e1"}),
+        attributes={},
+        size=20,
+    )
+    now = [100.0]
+    with (
+        lease_deadline(105.0, lambda: now[0], publisher.attempt_seconds),
+        pytest.raises(PublishError) as refused,
+    ):
+        publisher.publish_batch([message])
+    assert refused.value.cause == "lease" and refused.value.request_level
+    assert not refused.value.maybe_delivered
+    assert _drain_queue(sqs, url) == []
+    with lease_deadline(130.0, lambda: now[0], publisher.attempt_seconds):
+        assert publisher.publish_batch([message]).succeeded == [1]
+    assert len(_drain_queue(sqs, url)) == 1
