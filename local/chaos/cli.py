@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any
 
@@ -129,12 +130,22 @@ def _chaos(args: argparse.Namespace) -> int:
         return 2
     app = app_from_args(args)  # an AppError exits 2 with its message (saga_outbox.cli)
     progress = Console(sys.stderr, json=args.json)
-    report = run_chaos(opts, app=app, scenario=args.scenario, progress=progress)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so run_chaos's cleanup stops the relay
+    # processes and the embedded PostgreSQL instead of leaving them running
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        report = run_chaos(opts, app=app, scenario=args.scenario, progress=progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print_report(report, Console(sys.stdout))
     return 0 if report.ok else 1
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _reconciler_rows(figures: dict[str, Any]) -> list[tuple[str, Any]]:
