@@ -199,3 +199,20 @@ class LazyClient:
 
 def _guard_attempt(**_: Any) -> None:
     check_attempt()
+
+
+class LazyClientPublisher:
+    """What every non-SQS publisher shares: its client (``self._client``, a :class:`LazyClient`)
+    and the bound of one attempt the relay's lease check needs."""
+
+    _client: LazyClient
+
+    @property
+    def client(self) -> Any:
+        return self._client.get()
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one request attempt can take: the relay starts none that could end
+        after its lease."""
+        return self._client.attempt_seconds()

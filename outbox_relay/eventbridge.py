@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ._aws_errors import LazyClient, check_call, entry_failure, raise_request_error
+from ._aws_errors import LazyClient, LazyClientPublisher, check_call, entry_failure, raise_request_error
 from ._lease_guard import LeaseEnding
 from .destinations import EVENTBRIDGE_MAX_MESSAGE_BYTES, EVENTBRIDGE_MAX_SOURCE_CHARS
 from .exceptions import ConfigurationError
@@ -24,7 +24,7 @@ _INVALID = frozenset({"MalformedDetail", "InvalidArgument", "ValidationException
 _SOURCE = re.compile(rf"^[A-Za-z0-9._\-/]{{1,{EVENTBRIDGE_MAX_SOURCE_CHARS}}}$")
 
 
-class EventBridgePublisher:
+class EventBridgePublisher(LazyClientPublisher):
     """Publishes to an EventBridge bus (its name or ARN), ≤ 10 entries and ≤ 256 KiB per
     request, ``DetailType`` = the event type, ``Source`` = ``source``."""
 
@@ -50,16 +50,6 @@ class EventBridgePublisher:
         self.event_bus = event_bus
         self.source = source
         self._client = LazyClient("events", events_client, region_name, endpoint_url)
-
-    @property
-    def client(self) -> Any:
-        return self._client.get()
-
-    @property
-    def attempt_seconds(self) -> float:
-        """The longest one request attempt can take: the relay starts none that could end
-        after its lease."""
-        return self._client.attempt_seconds()
 
     def check(self) -> None:
         check_call(self.client.describe_event_bus, what=f"event bus {self.event_bus}", Name=self.event_bus)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._aws_errors import LazyClient, check_call, entry_failure, raise_request_error
+from ._aws_errors import LazyClient, LazyClientPublisher, check_call, entry_failure, raise_request_error
 from ._lease_guard import LeaseEnding
 from .destinations import KINESIS_MAX_MESSAGE_BYTES, KINESIS_MAX_REQUEST_BYTES
 from .exceptions import ConfigurationError
@@ -22,7 +22,7 @@ from .publisher import BatchOutcome, OutboundMessage
 __all__ = ["KinesisPublisher"]
 
 
-class KinesisPublisher:
+class KinesisPublisher(LazyClientPublisher):
     """Publishes to a stream (``stream_name`` or ``stream_arn``), ≤ 500 records, ≤ 1 MiB per
     record and ≤ 5 MiB per request (``RelayOptions.batch_size`` still caps the entries)."""
 
@@ -47,16 +47,6 @@ class KinesisPublisher:
         self._target = {"StreamName": stream_name} if stream_name else {"StreamARN": stream_arn}
         self.stream = str(stream_name or stream_arn)
         self._client = LazyClient("kinesis", kinesis_client, region_name, endpoint_url)
-
-    @property
-    def client(self) -> Any:
-        return self._client.get()
-
-    @property
-    def attempt_seconds(self) -> float:
-        """The longest one request attempt can take: the relay starts none that could end
-        after its lease."""
-        return self._client.attempt_seconds()
 
     def check(self) -> None:
         check_call(self.client.describe_stream_summary, what=f"Kinesis stream {self.stream}", **self._target)

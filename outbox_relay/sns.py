@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._aws_errors import LazyClient, check_call, entry_failure, raise_request_error
+from ._aws_errors import LazyClient, LazyClientPublisher, check_call, entry_failure, raise_request_error
 from ._lease_guard import LeaseEnding
 from .destinations import SNS_MAX_MESSAGE_BYTES
 from .exceptions import ConfigurationError
@@ -25,7 +25,7 @@ _INVALID = frozenset(
 )
 
 
-class SnsFifoPublisher:
+class SnsFifoPublisher(LazyClientPublisher):
     """Publishes to an SNS FIFO topic (``topic_arn`` ends in ``.fifo``), ≤ 10 entries and
     ≤ 256 KiB per request. The boto3 client is injected or created lazily."""
 
@@ -51,16 +51,6 @@ class SnsFifoPublisher:
             )
         self.topic_arn = topic_arn
         self._client = LazyClient("sns", sns_client, region_name, endpoint_url)
-
-    @property
-    def client(self) -> Any:
-        return self._client.get()
-
-    @property
-    def attempt_seconds(self) -> float:
-        """The longest one request attempt can take: the relay starts none that could end
-        after its lease."""
-        return self._client.attempt_seconds()
 
     def check(self) -> None:
         attrs = check_call(
