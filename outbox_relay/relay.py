@@ -29,7 +29,7 @@ from .options import DrainResult, RelayOptions
 from .publisher import OutboundMessage, Publisher
 from .sending import Backoff, Pacer, Sender, build_messages, pack_batches
 from .store import ClaimedRow, OutboxStore, Release
-from .supervisor import Listener, PipelineCounter, RelayThread, run_in_threads, supervise
+from .supervisor import Listener, PassesInFlight, PipelineCounter, RelayThread, run_in_threads, supervise
 
 __all__ = ["DrainResult", "Relay", "RelayOptions", "RelayThread"]
 
@@ -91,6 +91,12 @@ class Relay:
         # whatever the user set.
         self._rows_per_group = min(opts.rows_per_group, getattr(publisher, "max_rows_per_group", 10))
         self._serving = PipelineCounter()
+        self._in_flight = PassesInFlight()
+        # One claim at a time per relay: two claims running at once choose the same heads from
+        # the same snapshot, and the loser's SKIP LOCKED leaves it nothing. Serialized, each
+        # claim sees its siblings' leases and takes the next rows; a claim is a few ms against
+        # a pass of tens, so the pipelines still overlap where it matters (SQS, the mark).
+        self._claim_lock = threading.Lock()
         self._last_lag = -1e9
         self._checked = False
 
@@ -138,18 +144,26 @@ class Relay:
         # however long the claim waited on locks or the network.
         started = self._clock()
         try:
-            token, rows = self._store.claim(
-                owner=opts.relay_id,
-                claim_size=opts.claim_size,
-                rows_per_group=self._rows_per_group,
-                lease_seconds=opts.lease_seconds,
-                scan=max(opts.claim_size * 4, 500),
-                destination=opts.destination,
-            )
+            with self._claim_lock:
+                token, rows = self._store.claim(
+                    owner=opts.relay_id,
+                    claim_size=opts.claim_size,
+                    rows_per_group=self._rows_per_group,
+                    lease_seconds=opts.lease_seconds,
+                    scan=max(opts.claim_size * 4, 500),
+                    destination=opts.destination,
+                )
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, schema=opts.schema) from exc
         if not rows:
             return stats
+        with self._in_flight:
+            return self._send_and_mark(token, rows, started, stats)
+
+    def _send_and_mark(
+        self, token: int, rows: Sequence[ClaimedRow], started: float, stats: _PassStats
+    ) -> _PassStats:
+        opts = self.options
         # a tenth of the lease is kept back for clock granularity and the mark
         lease_end = started + opts.lease_seconds * 0.9
         messages, releases = self._build(rows)
@@ -305,6 +319,8 @@ class Relay:
                     total.dead += stats.dead
                     total.late += stats.late
                 idle = stats.published == 0 and stats.failed == 0 and stats.dead == 0
+                if idle and self._in_flight.wait_for_one(max(left, 0.0)):
+                    continue  # rows may have been hidden behind a sibling's leases: look again
                 if idle and idle_exit and self._db_backoff.failures <= failures:
                     break  # nothing to do (a database error is not "nothing to do")
 
@@ -369,6 +385,9 @@ class Relay:
                     continue
                 self._report_lag()
                 if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
+                    # behind a sibling's leases, the next rows show once it marks them
+                    if self._in_flight.wait_for_one(self.options.poll_interval_seconds):
+                        continue
                     self._wake.wait(self.options.poll_interval_seconds)
                     self._wake.clear()
 

@@ -35,6 +35,38 @@ class PipelineCounter:
             self.value -= 1
 
 
+class PassesInFlight:
+    """The relay's passes that hold leased rows (between a claim that returned rows and their
+    mark). A pass that claims nothing while a sibling holds leases has not seen an empty
+    outbox: the rows it could take may sit behind the sibling's leased rows (the claim's scan
+    window is bounded). It waits for the sibling to mark instead of ending a drain or sleeping
+    a whole poll interval. Passes that claimed nothing are not counted, so idle pipelines of
+    an empty outbox never wait on each other."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._count = 0
+        self._finished = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._count -= 1
+            self._finished += 1
+            self._cond.notify_all()
+
+    def wait_for_one(self, timeout: float) -> bool:
+        """Wait until some pass in flight finishes; False if none is running or on timeout."""
+        with self._cond:
+            if self._count == 0:
+                return False
+            seen = self._finished
+            return self._cond.wait_for(lambda: self._finished != seen, timeout)
+
+
 def supervise(
     serve: Callable[[], None],
     *,
