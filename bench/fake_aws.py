@@ -161,7 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if service == "AmazonSQS" and op == "GetQueueAttributes":
             state.count(op)
-            return {"Attributes": {"FifoQueue": "true", "ContentBasedDeduplication": "false"}}
+            # as SQS reports the two modes: the relay paces itself to a perQueue quota
+            limit = "perQueue" if state.config.sqs_mode == "normal" else "perMessageGroupId"
+            return {
+                "Attributes": {
+                    "FifoQueue": "true",
+                    "ContentBasedDeduplication": "false",
+                    "FifoThroughputLimit": limit,
+                }
+            }
         if service == "AmazonSQS" and op == "SendMessageBatch":
             entries = body["Entries"]
             self._sqs_quota(entries)

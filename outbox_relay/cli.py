@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .exceptions import OutboxError
+from .options import RelayOptions
 from .schema import DEFAULT_SCHEMA
 
 __all__ = ["build_parser", "main", "missing_extra_message"]
@@ -76,7 +77,7 @@ def _destination_publisher(args: argparse.Namespace) -> tuple[Any, str] | None:
 
 def _cmd_relay(args: argparse.Namespace) -> int:
     from .publisher import SqsFifoPublisher
-    from .relay import Relay, RelayOptions
+    from .relay import Relay
 
     other = _destination_publisher(args)
     queue_url = args.queue_url or os.environ.get("QUEUE_URL")
@@ -101,6 +102,8 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         claim_size=args.claim_size,
         rows_per_group=args.rows_per_group,
+        pipelines=args.pipelines,
+        max_calls_per_second=args.max_calls_per_second,
         listen=not args.no_listen,
         destination=args.destination,
     )
@@ -143,6 +146,9 @@ def _relay_args(args: argparse.Namespace, queue_url: str) -> list[str]:
     out += ["--event-source", args.event_source]
     out += ["--concurrency", str(args.concurrency), "--batch-size", str(args.batch_size)]
     out += ["--claim-size", str(args.claim_size), "--rows-per-group", str(args.rows_per_group)]
+    out += ["--pipelines", str(args.pipelines)]
+    if args.max_calls_per_second is not None:
+        out += ["--max-calls-per-second", str(args.max_calls_per_second)]
     for flag, value in (("--region", args.region), ("--endpoint-url", args.endpoint_url)):
         if value:
             out += [flag, value]
@@ -336,10 +342,28 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--queue-url", help="SQS FIFO queue URL (default: $QUEUE_URL)")
     relay.add_argument("--region", help="AWS region (default: from the environment)")
     relay.add_argument("--endpoint-url", help="SQS endpoint (a local emulator)")
-    relay.add_argument("--concurrency", type=int, default=8, help="SendMessageBatch calls in flight")
-    relay.add_argument("--batch-size", type=int, default=10, help="entries per SendMessageBatch (≤10)")
-    relay.add_argument("--claim-size", type=int, default=200, help="rows claimed per transaction")
-    relay.add_argument("--rows-per-group", type=int, default=1, help="rows of one aggregate per claim")
+    defaults = RelayOptions()
+    relay.add_argument(
+        "--concurrency", type=int, default=defaults.concurrency, help="SendMessageBatch calls in flight"
+    )
+    relay.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="entries per SendMessageBatch (≤10)"
+    )
+    relay.add_argument(
+        "--claim-size", type=int, default=defaults.claim_size, help="rows claimed per transaction"
+    )
+    relay.add_argument(
+        "--rows-per-group", type=int, default=defaults.rows_per_group, help="rows of one aggregate per claim"
+    )
+    relay.add_argument(
+        "--pipelines", type=int, default=defaults.pipelines, help="claim→publish→mark passes at once"
+    )
+    relay.add_argument(
+        "--max-calls-per-second",
+        type=float,
+        default=None,
+        help="pace publish calls (default: just under the queue's quota in FIFO normal mode, else none)",
+    )
     relay.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY")
     relay.add_argument(
         "--destination",

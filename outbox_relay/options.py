@@ -31,8 +31,9 @@ class RelayOptions:
     #: time, which keeps order even when SQS rejects one entry of a batch and accepts a later one
     #: of the same group; up to 10 trades that guarantee for single-aggregate throughput.
     rows_per_group: int = 1
-    #: SendMessageBatch requests in flight at once (shared by the pipelines)
-    concurrency: int = 8
+    #: SendMessageBatch requests in flight at once (shared by the pipelines). 16 keeps one
+    #: process busy at ~20 ms per call; a queue in normal throughput mode is paced anyway
+    concurrency: int = 16
     #: claim→publish→mark passes running at once, each on its own groups
     pipelines: int = 4
     #: how long a claim is ours; a relay that stalls longer is fenced off
@@ -56,8 +57,10 @@ class RelayOptions:
     )
     #: how often the oldest-pending-age gauge is refreshed
     lag_interval_seconds: float = 5.0
-    #: publish calls per second of this relay (None: unpaced). Set it just under the queue's
-    #: quota (FIFO normal mode: 300 per action, shared by every relay): a throttled call costs a
+    #: publish calls per second of this relay. None: just under the quota the publisher reads
+    #: from its destination at check() (an SQS FIFO queue in normal throughput mode: 300 per
+    #: action), unpaced where there is none (high-throughput mode). The quota is shared by every
+    #: relay of the queue: with N relays set it to about 295 / N. A throttled call costs a
     #: 0.5-2 s pause of the whole relay, so staying under the quota is worth far more.
     max_calls_per_second: float | None = None
     #: server-side prepared statements for the claim and the mark, from their first run. Set

@@ -132,7 +132,9 @@ class Publisher(Protocol):
     A publisher may also declare ``attempt_seconds``, the longest one attempt of a request can
     take (connect + read timeouts), and call :func:`outbox_relay._lease_guard.check_attempt`
     before each attempt goes out: the relay then never starts an attempt that could end after
-    its lease (see ``SqsFifoPublisher``)."""
+    its lease (see ``SqsFifoPublisher``). After :meth:`check`, ``calls_per_second_quota`` (if
+    present and not None) is the service's quota on publish calls: a relay with no
+    ``max_calls_per_second`` of its own paces itself just under it."""
 
     max_batch_entries: int
     max_batch_bytes: int
@@ -176,6 +178,9 @@ class SqsFifoPublisher:
     CONNECT_TIMEOUT = 2.0
     READ_TIMEOUT = 5.0
     TOTAL_ATTEMPTS = 2
+    #: SendMessageBatch calls per second a FIFO queue takes when its throughput quota applies
+    #: to the whole queue (FifoThroughputLimit perQueue, the default): 3,000 messages batched
+    NORMAL_MODE_CALLS_PER_SECOND = 300.0
 
     def __init__(
         self,
@@ -196,6 +201,9 @@ class SqsFifoPublisher:
         self._endpoint_url = endpoint_url
         self._lock = threading.Lock()
         self._guarded: Any = None
+        #: read by check(): NORMAL_MODE_CALLS_PER_SECOND on a queue in normal throughput mode,
+        #: None in high-throughput mode (quota per message group) or before check()
+        self.calls_per_second_quota: float | None = None
 
     @property
     def client(self) -> Any:
@@ -254,7 +262,8 @@ class SqsFifoPublisher:
 
         try:
             attrs = self.client.get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=["FifoQueue", "ContentBasedDeduplication"]
+                QueueUrl=self.queue_url,
+                AttributeNames=["FifoQueue", "ContentBasedDeduplication", "FifoThroughputLimit"],
             ).get("Attributes", {})
         except NoCredentialsError as exc:
             raise CredentialsMissingError(
@@ -276,6 +285,10 @@ class SqsFifoPublisher:
                 f"queue {self.queue_url} is not a FIFO queue: the relay needs FIFO for per-aggregate "
                 "order and deduplication; create a queue whose name ends in .fifo with FifoQueue=true"
             )
+        # FifoThroughputLimit says whether the 300 calls/s quota applies to the whole queue
+        # (perQueue, also what an older queue without the attribute has) or to each group
+        high_throughput = attrs.get("FifoThroughputLimit") == "perMessageGroupId"
+        self.calls_per_second_quota = None if high_throughput else self.NORMAL_MODE_CALLS_PER_SECOND
 
     def publish_batch(self, messages: Sequence[OutboundMessage]) -> BatchOutcome:
         from botocore.exceptions import BotoCoreError, ClientError

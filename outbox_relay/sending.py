@@ -175,6 +175,10 @@ class Sender:
         self._clock = clock
         self._attempt_seconds: float | None = None
 
+    def pace(self, pacer: Pacer) -> None:
+        """Pace the sends from now on (the relay's check found the destination's quota)."""
+        self._pacer = pacer
+
     def attempt_seconds(self) -> float:
         """How much lease an attempt needs before it may start: the publisher's declared
         bound, or 0 (refuse only past the lease) when it declares none or one too long for the
