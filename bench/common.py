@@ -142,24 +142,27 @@ def pending(ctx: Ctx, schema: str) -> int:
 
 
 def sqs_client(endpoint_url: str, *, pool: int = 64, retry_mode: str = "standard") -> Any:
-    """A real botocore SQS client for the local endpoint, configured like the one
-    ``SqsFifoPublisher`` builds for itself (2 attempts, pool of 64)."""
+    """A real botocore SQS client for the local endpoint with the publisher's own ``Config``
+    (``SqsFifoPublisher.client_config()``: timeouts, 2 attempts, no parameter validation), only
+    the pool size and the retry mode chosen by the variant."""
     import boto3
     from botocore.config import Config
 
+    from outbox_relay import SqsFifoPublisher
+
+    config = SqsFifoPublisher.client_config().merge(
+        Config(
+            retries={"mode": retry_mode, "total_max_attempts": SqsFifoPublisher.TOTAL_ATTEMPTS},  # type: ignore[arg-type]
+            max_pool_connections=pool,
+        )
+    )
     client: Any = boto3.client(  # type: ignore[call-overload]
         "sqs",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="bench",
         aws_secret_access_key="bench",
-        config=Config(
-            retries={"mode": retry_mode, "max_attempts": 2},  # type: ignore[arg-type]
-            connect_timeout=3,
-            read_timeout=10,
-            max_pool_connections=pool,
-            parameter_validation=False,  # as SqsFifoPublisher's own client (-25% botocore CPU here)
-        ),
+        config=config,
     )
     return client
 

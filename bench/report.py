@@ -61,14 +61,21 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     relay_default = _get(raw, "relay_null", "default", "rows_per_s")
     relay_best = _get(raw, "relay_null", "best", "rows_per_s")
     best_variant = _get(raw, "relay_null", "best", "variant")
+    # the median of (raw, relay) pairs run back to back (bench/relay_null.py), else one of each
+    paired_ratio = _get(raw, "relay_null", "default", "paired_ratio")
+    raw_ref = _get(raw, "relay_null", "default", "paired_raw_rows_per_s") or raw_sql
     values: dict[str, tuple[float | None, dict[str, Any]]] = {
         "relay_vs_raw_sql": (
-            _ratio(relay_default, raw_sql),
-            {"relay_rows_per_s": relay_default, "raw_sql_rows_per_s": raw_sql},
+            paired_ratio or _ratio(relay_default, raw_sql),
+            {
+                "relay_rows_per_s": relay_default,
+                "raw_sql_rows_per_s": raw_ref,
+                "pairs": _get(raw, "relay_null", "default", "pairs"),
+            },
         ),
         "relay_vs_raw_sql_best": (
-            _ratio(relay_best, raw_sql),
-            {"relay_rows_per_s": relay_best, "raw_sql_rows_per_s": raw_sql, "variant": best_variant},
+            _ratio(relay_best, raw_ref),
+            {"relay_rows_per_s": relay_best, "raw_sql_rows_per_s": raw_ref, "variant": best_variant},
         ),
         "relay_vs_naive": (
             _ratio(relay_default, naive),

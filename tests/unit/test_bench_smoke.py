@@ -143,6 +143,39 @@ def test_summary_marks_targets() -> None:
     assert "PASS" in table({**out, "raw": raw})
 
 
+def test_the_ratio_to_raw_sql_is_the_median_of_back_to_back_pairs() -> None:
+    """One raw drain is too noisy a yardstick: relay→null is compared pair by pair."""
+    pairs = [(50.0, 100.0), (60.0, 200.0), (90.0, 100.0)]  # ratios 0.5, 0.3, 0.9
+    raw = {
+        "raw_sql": {"rows_per_s": 1000.0},  # an outlier run of its own: not the yardstick
+        "relay_null": {
+            "default": {
+                "rows_per_s": 60.0,
+                "paired_raw_rows_per_s": 100.0,
+                "paired_ratio": 0.5,
+                "pairs": [{"relay_rows_per_s": r, "raw_rows_per_s": w} for r, w in pairs],
+            },
+            "best": {"rows_per_s": 90.0, "variant": "b"},
+        },
+    }
+    out = summarize(raw)
+    assert out["relay_vs_raw_sql"]["value"] == 0.5
+    assert out["relay_vs_raw_sql"]["raw_sql_rows_per_s"] == 100.0
+    assert out["relay_vs_raw_sql_best"]["value"] == 0.9
+
+
+def test_the_endpoint_reports_the_queues_throughput_mode_like_sqs() -> None:
+    for mode, quota in (("normal", 300.0), ("high", None)):
+        srv = serve_in_thread(ServerConfig(delay=0.0, sqs_mode=mode))
+        try:
+            publisher = SqsFifoPublisher(queue_url=srv.queue_url, sqs_client=client(srv))
+            publisher.check()
+            assert publisher.calls_per_second_quota == quota
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
 def test_dispatcher_bench_builds_the_real_handler(server: FakeAwsServer) -> None:
     """The dispatcher bench drives the real handler with the example app's routes."""
     from bench.dispatcher import _handler, _record
