@@ -29,7 +29,15 @@ from .options import DrainResult, RelayOptions
 from .publisher import OutboundMessage, Publisher
 from .sending import Backoff, Pacer, Sender, build_messages, pack_batches
 from .store import ClaimedRow, OutboxStore, Release
-from .supervisor import Listener, PassesInFlight, PipelineCounter, RelayThread, run_in_threads, supervise
+from .supervisor import (
+    Listener,
+    PassesInFlight,
+    PipelineCounter,
+    RelayThread,
+    Waker,
+    run_in_threads,
+    supervise,
+)
 
 __all__ = ["DrainResult", "Relay", "RelayOptions", "RelayThread"]
 
@@ -75,7 +83,7 @@ class Relay:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = Waker()
         opts = self.options
         # one for the send path, one for the database: an SQS outage must not slow the
         # database retries down, nor the reverse
@@ -101,6 +109,8 @@ class Relay:
         # claim sees its siblings' leases and takes the next rows; a claim is a few ms against
         # a pass of tens, so the pipelines still overlap where it matters (SQS, the mark).
         self._claim_lock = threading.Lock()
+        #: pending rows a claim looks at (and as many again past a window of busy groups)
+        self._scan = max(opts.claim_size * 4, 500)
         self._last_lag = -1e9
         self._checked = False
         self._paced = rate is not None
@@ -143,9 +153,10 @@ class Relay:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wake(self) -> None:
-        """Ask an idle relay to look for work now (the NOTIFY listener calls this)."""
-        self._wake.set()
+    def wake(self, *, everyone: bool = False) -> None:
+        """Ask an idle pipeline to look for work now (the NOTIFY listener calls this);
+        ``everyone``: all of them (a stop, so that each sees it at once)."""
+        self._wake.wake(everyone=everyone)
 
     @property
     def alive_pipelines(self) -> int:
@@ -173,14 +184,14 @@ class Relay:
                     claim_size=opts.claim_size,
                     rows_per_group=self._rows_per_group,
                     lease_seconds=opts.lease_seconds,
-                    scan=max(opts.claim_size * 4, 500),
+                    scan=self._scan,
                     destination=opts.destination,
                 )
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, schema=opts.schema) from exc
         if not rows:
             return stats
-        with self._in_flight:
+        with self._in_flight.holding(len(rows)):
             return self._send_and_mark(token, rows, started, stats)
 
     def _send_and_mark(
@@ -342,7 +353,7 @@ class Relay:
                     total.dead += stats.dead
                     total.late += stats.late
                 idle = stats.published == 0 and stats.failed == 0 and stats.dead == 0
-                if idle and self._in_flight.wait_for_one(max(left, 0.0)):
+                if idle and self._in_flight.wait_for_one(max(left, 0.0), if_holding=self._scan):
                     continue  # rows may have been hidden behind a sibling's leases: look again
                 if idle and idle_exit and self._db_backoff.failures <= failures:
                     break  # nothing to do (a database error is not "nothing to do")
@@ -376,6 +387,7 @@ class Relay:
         """Run until ``stop`` is set; in-flight batches finish and are marked before return."""
         if not self._checked:
             self.check()
+        self._wake.reset()
         listener = Listener(self, stop) if self.options.listen else None
         if listener:
             listener.start()
@@ -409,10 +421,11 @@ class Relay:
                 self._report_lag()
                 if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
                     # behind a sibling's leases, the next rows show once it marks them
-                    if self._in_flight.wait_for_one(self.options.poll_interval_seconds):
+                    if self._in_flight.wait_for_one(
+                        self.options.poll_interval_seconds, if_holding=self._scan
+                    ):
                         continue
                     self._wake.wait(self.options.poll_interval_seconds)
-                    self._wake.clear()
 
     def start_in_thread(self) -> RelayThread:
         """Run inside a host application; returns a handle whose ``stop()`` drains and joins."""
@@ -426,7 +439,7 @@ class Relay:
         def _stop(signum: int, _frame: Any) -> None:
             log.info("signal %s: finishing in-flight batches", signum)
             stop.set()
-            self.wake()
+            self.wake(everyone=True)
 
         old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:

@@ -109,9 +109,9 @@ class RoutedRelay:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wake(self) -> None:
+    def wake(self, *, everyone: bool = False) -> None:
         for relay in self.relays.values():
-            relay.wake()
+            relay.wake(everyone=everyone)
 
     @property
     def alive_pipelines(self) -> int:
@@ -161,7 +161,7 @@ class RoutedRelay:
 
         def _stop(signum: int, _frame: Any) -> None:
             stop.set()
-            self.wake()
+            self.wake(everyone=True)
 
         old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:

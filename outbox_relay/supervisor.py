@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from . import metrics as m
@@ -35,33 +36,71 @@ class PipelineCounter:
             self.value -= 1
 
 
-class PassesInFlight:
-    """The relay's passes that hold leased rows (between a claim that returned rows and their
-    mark). A pass that claims nothing while a sibling holds leases has not seen an empty
-    outbox: the rows it could take may sit behind the sibling's leased rows (the claim's scan
-    window is bounded). It waits for the sibling to mark instead of ending a drain or sleeping
-    a whole poll interval. Passes that claimed nothing are not counted, so idle pipelines of
-    an empty outbox never wait on each other."""
+class Waker:
+    """How idle pipelines are woken. A NOTIFY wakes one of them: a commit is about one claim's
+    work, and waking every idle pipeline on each commit made the others claim nothing (981
+    empty claims against 1,108 with rows at 200 commits/s on 8 pipelines). A wake that finds
+    nobody idle is kept, so the next pipeline to go idle looks again at once. Stopping wakes all.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._count = 0
+        self._pending = False
+        self._everyone = False
+
+    def wake(self, *, everyone: bool = False) -> None:
+        with self._cond:
+            self._pending = True
+            if everyone:
+                self._everyone = True
+                self._cond.notify_all()
+            else:
+                self._cond.notify()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for a wake or ``timeout``; True if woken."""
+        with self._cond:
+            woken = self._cond.wait_for(lambda: self._pending, timeout)
+            if not self._everyone:
+                self._pending = False
+            return woken
+
+    def reset(self) -> None:
+        """Forget a stop's wake-everyone (a relay run again after a stop)."""
+        with self._cond:
+            self._pending = self._everyone = False
+
+
+class PassesInFlight:
+    """The relay's passes that hold leased rows (between a claim that returned rows and their
+    mark), and how many rows they hold. The claim scans a bounded window of the oldest pending
+    rows; once the siblings hold that many, an empty claim may only mean the window was full of
+    their leases, not that the outbox is empty. Such a pipeline waits for a sibling to mark
+    instead of ending a drain or sleeping a poll interval. Below that, an empty claim is real,
+    and waiting on the siblings would only wake it for more empty claims."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._rows = 0
         self._finished = 0
 
-    def __enter__(self) -> None:
+    @contextmanager
+    def holding(self, rows: int) -> Iterator[None]:
         with self._cond:
-            self._count += 1
+            self._rows += rows
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._rows -= rows
+                self._finished += 1
+                self._cond.notify_all()
 
-    def __exit__(self, *exc: object) -> None:
+    def wait_for_one(self, timeout: float, *, if_holding: int) -> bool:
+        """If the passes in flight hold at least ``if_holding`` rows, wait until one of them
+        finishes (True) or ``timeout`` passes; False at once otherwise."""
         with self._cond:
-            self._count -= 1
-            self._finished += 1
-            self._cond.notify_all()
-
-    def wait_for_one(self, timeout: float) -> bool:
-        """Wait until some pass in flight finishes; False if none is running or on timeout."""
-        with self._cond:
-            if self._count == 0:
+            if self._rows < if_holding:
                 return False
             seen = self._finished
             return self._cond.wait_for(lambda: self._finished != seen, timeout)
@@ -146,7 +185,7 @@ class RelayThread:
 
     def stop(self, timeout: float | None = 30.0) -> None:
         self._stop.set()
-        self.relay.wake()
+        self.relay.wake(everyone=True)
         self._thread.join(timeout)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -152,8 +154,6 @@ def test_batches_keep_each_group_in_one_request_and_respect_limits():
 
 
 def test_pacer_never_exceeds_its_rate_beyond_the_burst():
-    import time
-
     from outbox_relay.sending import Pacer as _Pacer
 
     pacer = _Pacer(200.0, burst=5)
@@ -195,3 +195,28 @@ def test_a_group_keeps_only_its_rows_before_the_first_one_held_elsewhere():
     ids = [1, 2, 3, 4, 5, 6]
     # a's second row and b's head are held by another transaction
     assert keep_locked_prefix(rows, ids, locked={1, 4, 5, 6}) == [1, 6]
+
+
+def test_a_notify_wakes_one_idle_pipeline_and_a_stop_wakes_them_all():
+    from outbox_relay.supervisor import Waker
+
+    waker = Waker()
+    waker.wake()  # nobody idle: kept for the next pipeline that goes idle
+    assert waker.wait(0.0) is True
+    assert waker.wait(0.01) is False  # consumed once
+
+    woken: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woken.append(waker.wait(1.0))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.1)  # all three are waiting
+    waker.wake()
+    time.sleep(0.3)
+    assert woken == [True], "one wake went to more than one pipeline"
+    waker.wake(everyone=True)
+    for t in waiters:
+        t.join(2)
+    assert woken == [True, True, True]
+    assert waker.wait(0.0) is True  # a stop stays: every later wait returns at once
+    waker.reset()
+    assert waker.wait(0.0) is False
