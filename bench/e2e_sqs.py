@@ -35,8 +35,8 @@ class Variant:
 
 
 HIGH = [
-    Variant("default (concurrency=16, claim_size=200)", {}),
-    Variant("concurrency=8 (the default before 2026-12-02)", {"concurrency": 8}),
+    Variant("default (concurrency=16, pipelines=8, claim_size=200)", {}),
+    Variant("concurrency=8, pipelines=4 (defaults before 2026-12-02)", {"concurrency": 8, "pipelines": 4}),
     Variant("concurrency=32, claim_size=1000", {"concurrency": 32, "claim_size": 1000}),
     Variant("concurrency=64, claim_size=2000", {"concurrency": 64, "claim_size": 2000}),
     Variant(
@@ -47,7 +47,7 @@ HIGH = [
 ]
 NORMAL = [
     # the relay reads FifoThroughputLimit=perQueue at check() and paces itself to 294 calls/s
-    Variant("default (concurrency=16, claim_size=200, paced to the queue's quota)", {}),
+    Variant("default (concurrency=16, pipelines=8, paced to the queue's quota)", {}),
     Variant("default options, unpaced", {"max_calls_per_second": 100_000}),
     Variant("concurrency=8, claim_size=1000", {"concurrency": 8, "claim_size": 1000}),
     Variant("concurrency=16, claim_size=1000", {"concurrency": 16, "claim_size": 1000}),

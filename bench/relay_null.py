@@ -38,7 +38,8 @@ class Variant:
 
 
 VARIANTS = [
-    Variant("default (claim_size=200)", {}),
+    Variant("default (claim_size=200, pipelines=8)", {}),
+    Variant("pipelines=4 (the default before 2026-12-02)", {"pipelines": 4}),
     Variant("claim_size=500", {"claim_size": 500}),
     Variant("claim_size=1000", {"claim_size": 1000}),
     Variant("claim_size=2000", {"claim_size": 2000}),
