@@ -214,7 +214,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     server = serve_inspector(sfn_client=inspector.client, host=args.host, port=args.port)
     print(f"Inspector on {server.url} (Ctrl-C to stop)", file=out, flush=True)
     try:
-        server.wait()
+        while not server.wait(1.0):  # timed: Ctrl-C may land on the server's thread (see local up)
+            pass
     except KeyboardInterrupt:
         pass
     finally:

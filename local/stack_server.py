@@ -175,9 +175,12 @@ def run_local_up(
         if ready is not None:
             ready.set()
         with console.status_line() as status:
-            # the Rich path only (a terminal): a pipe or a log file gets no line per second
-            while not stop.wait(1.0 if console.rich else None):
-                status.update(_status_text(runtime))
+            # Always with a timeout: the kernel may deliver SIGINT to any of the relay's threads,
+            # and CPython runs the handler only once the main thread wakes; an untimed wait
+            # could sleep through Ctrl-C forever (1 run in 4 on a loaded box with 24 threads).
+            while not stop.wait(1.0):
+                if console.rich:  # a pipe or a log file gets no line per second
+                    status.update(_status_text(runtime))
         print("stopping: finishing in-flight work ...", file=out, flush=True)
     finally:
         for sig, handler in previous.items():

@@ -144,7 +144,12 @@ class LocalUp:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        self.out, _ = self.proc.communicate(timeout=90)
+        try:
+            self.out, _ = self.proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # not left running behind the suite (it holds PostgreSQL)
+            self.proc.communicate()
+            raise
         self._stderr.seek(0)
         self.err = self._stderr.read()
         self._stderr.close()
