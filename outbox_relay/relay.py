@@ -177,18 +177,24 @@ class Relay:
         # moment after this one, so the lease cannot end before started + lease_seconds,
         # however long the claim waited on locks or the network.
         started = self._clock()
+        # A claim stuck on a frozen connection must not freeze its siblings: past a third of
+        # the lease (no claim legitimately takes that long) they claim without their turn, at
+        # worst choosing the same heads as the stuck one (SKIP LOCKED keeps that safe).
+        turn = self._claim_lock.acquire(timeout=opts.lease_seconds / 3)
         try:
-            with self._claim_lock:
-                token, rows = self._store.claim(
-                    owner=opts.relay_id,
-                    claim_size=opts.claim_size,
-                    rows_per_group=self._rows_per_group,
-                    lease_seconds=opts.lease_seconds,
-                    scan=self._scan,
-                    destination=opts.destination,
-                )
+            token, rows = self._store.claim(
+                owner=opts.relay_id,
+                claim_size=opts.claim_size,
+                rows_per_group=self._rows_per_group,
+                lease_seconds=opts.lease_seconds,
+                scan=self._scan,
+                destination=opts.destination,
+            )
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, schema=opts.schema) from exc
+        finally:
+            if turn:
+                self._claim_lock.release()
         if not rows:
             return stats
         with self._in_flight.holding(len(rows)):

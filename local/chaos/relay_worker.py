@@ -101,6 +101,9 @@ def build_relay(args: argparse.Namespace) -> Any:
         poll_interval_seconds=0.2,
         claim_size=100,
         concurrency=4,
+        # pinned, like the rest: the published chaos figures ran 4 pipelines per process, and
+        # the broken relays' checks count on each pipeline's death mattering
+        pipelines=4,
         max_attempts=args.max_attempts,
         backoff_base_seconds=0.1,
         backoff_max_seconds=2.0,
@@ -138,11 +141,21 @@ def build_relay(args: argparse.Namespace) -> Any:
             published, releases = super()._publish(messages, deadline, attempts)
             return published, [dataclasses.replace(r, spend_attempt=True) for r in releases]
 
+    stopped_by_database_error = threading.Event()
+
     class HangOnDatabaseErrorRelay(Relay):
+        """Stops serving at its first database error while the process looks alive. Every
+        pipeline stops, not only the one that met the error: with claims taking turns, faults
+        reach the pipelines unevenly, and a relay that kept one of eight would still drain a
+        small run and hide the bug from the checker for a reason of timing."""
+
         def _pass(self) -> Any:
+            if stopped_by_database_error.is_set():
+                threading.Event().wait()
             try:
                 return super()._pass()
             except DatabaseError:
+                stopped_by_database_error.set()
                 threading.Event().wait()  # this pipeline is gone; the process looks alive
                 raise
 

@@ -125,3 +125,38 @@ def test_a_serving_relay_does_not_sleep_a_poll_interval_behind_its_own_leases(
     # a sleeping pipeline would hold the backlog for the 600 s interval (the deadline is 60 s)
     assert remaining == 0
     assert len(claims) == 16, dict(claims)
+
+
+def test_a_claim_stuck_on_its_connection_does_not_stop_the_other_pipelines(
+    engine: sa.Engine, outbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims take turns; a claim that never returns (a frozen backend, a black-holed socket)
+    must not hold the turn forever: after a third of the lease the others claim anyway."""
+    _fill(engine, outbox, 400)
+    release = threading.Event()
+    stuck: list[str] = []
+    original = OutboxStore.claim
+
+    def claim(self: OutboxStore, **kw: object) -> tuple[int, list[object]]:
+        if not stuck:
+            stuck.append(threading.current_thread().name)
+            release.wait(30)  # the first claim hangs, holding its turn
+        return original(self, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OutboxStore, "claim", claim)
+    relay = Relay(
+        engine=engine,
+        publisher=SlowSink(),
+        options=RelayOptions(schema=outbox, listen=False, pipelines=4, claim_size=50, lease_seconds=3),
+    )
+    handle = relay.start_in_thread()
+    try:
+        deadline = time.monotonic() + 20
+        while relay.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        remaining = relay.pending_count()
+    finally:
+        release.set()
+        handle.stop()
+        relay.close()
+    assert remaining == 0, f"{remaining} rows left while one claim hung"
