@@ -33,16 +33,21 @@ def drain_raw(dsn: str, schema: str, batch: int = BATCH) -> int:
             done += len(rows)
 
 
-def run(ctx: Ctx) -> dict[str, Any]:
-    n = ctx.scale(60_000, 10_000)
+def measure(ctx: Ctx, n: int) -> dict[str, Any]:
+    """One raw drain of ``n`` seeded rows on a fresh schema (relay_null pairs its runs with it)."""
     with fresh_schema(ctx, "raw") as schema:
         seed(ctx, schema, n)
         with Timer() as t:
             done = drain_raw(ctx.dsn, schema)
-    ctx.log(f"  raw SQL ceiling: {done / t.seconds:,.0f} rows/s")
     return {
         "rows": done,
         "seconds": round(t.seconds, 3),
         "rows_per_s": round(done / t.seconds, 1),
         "batch": BATCH,
     }
+
+
+def run(ctx: Ctx) -> dict[str, Any]:
+    out = measure(ctx, ctx.scale(60_000, 10_000))
+    ctx.log(f"  raw SQL ceiling: {out['rows_per_s']:,.0f} rows/s")
+    return out

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from outbox_relay import NullPublisher, Publisher, Relay, RelayOptions
 
+from . import raw_sql
 from .common import Ctx, fresh_schema, seed
-from .raw_sql import drain_raw
 
 PAIRS = 3
 
@@ -103,20 +103,12 @@ def _drain_variant(ctx: Ctx, v: Variant, n: int) -> dict[str, Any]:
     }
 
 
-def _raw_rows_per_s(ctx: Ctx, n: int) -> float:
-    with fresh_schema(ctx, "rawpair") as schema:
-        seed(ctx, schema, n)
-        started = time.perf_counter()
-        done = drain_raw(ctx.dsn, schema)
-        return round(done / (time.perf_counter() - started), 1)
-
-
 def run(ctx: Ctx) -> dict[str, Any]:
     n = ctx.scale(60_000, 10_000)
     out: list[dict[str, Any]] = []
     pairs: list[tuple[float, float]] = []
     for _ in range(PAIRS if not ctx.quick else 1):
-        raw = _raw_rows_per_s(ctx, n)
+        raw = raw_sql.measure(ctx, n)["rows_per_s"]
         row = _drain_variant(ctx, VARIANTS[0], n)
         pairs.append((row["rows_per_s"], raw))
         ratio = row["rows_per_s"] / raw

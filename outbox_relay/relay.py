@@ -103,7 +103,6 @@ class Relay:
         # whatever the user set.
         self._rows_per_group = min(opts.rows_per_group, getattr(publisher, "max_rows_per_group", 10))
         self._serving = PipelineCounter()
-        self._in_flight = PassesInFlight()
         # One claim at a time per relay: two claims running at once choose the same heads from
         # the same snapshot, and the loser's SKIP LOCKED leaves it nothing. Serialized, each
         # claim sees its siblings' leases and takes the next rows; a claim is a few ms against
@@ -111,9 +110,10 @@ class Relay:
         self._claim_lock = threading.Lock()
         #: pending rows a claim looks at (and as many again past a window of busy groups)
         self._scan = max(opts.claim_size * 4, 500)
+        self._in_flight = PassesInFlight(window=self._scan)
         self._last_lag = -1e9
         self._checked = False
-        self._paced = rate is not None
+        self._paced = False  # by _pace_to_quota, once
 
     # -- lifecycle -----------------------------------------------------------------------
     def check(self) -> None:
@@ -359,7 +359,7 @@ class Relay:
                     total.dead += stats.dead
                     total.late += stats.late
                 idle = stats.published == 0 and stats.failed == 0 and stats.dead == 0
-                if idle and self._in_flight.wait_for_one(max(left, 0.0), if_holding=self._scan):
+                if idle and self._in_flight.wait_for_one(max(left, 0.0)):
                     continue  # rows may have been hidden behind a sibling's leases: look again
                 if idle and idle_exit and self._db_backoff.failures <= failures:
                     break  # nothing to do (a database error is not "nothing to do")
@@ -427,9 +427,7 @@ class Relay:
                 self._report_lag()
                 if stats.published == 0 and stats.failed == 0 and stats.dead == 0:
                     # behind a sibling's leases, the next rows show once it marks them
-                    if self._in_flight.wait_for_one(
-                        self.options.poll_interval_seconds, if_holding=self._scan
-                    ):
+                    if self._in_flight.wait_for_one(self.options.poll_interval_seconds):
                         continue
                     self._wake.wait(self.options.poll_interval_seconds)
 

@@ -37,10 +37,10 @@ class PipelineCounter:
 
 
 class Waker:
-    """How idle pipelines are woken. A NOTIFY wakes one of them: a commit is about one claim's
-    work, and waking every idle pipeline on each commit made the others claim nothing (981
-    empty claims against 1,108 with rows at 200 commits/s on 8 pipelines). A wake that finds
-    nobody idle is kept, so the next pipeline to go idle looks again at once. Stopping wakes all.
+    """How idle pipelines are woken. A NOTIFY wakes one of them (a commit is about one claim's
+    work); a wake that finds nobody idle is kept, so the next pipeline to go idle looks again
+    at once instead of sleeping a poll interval (an Event cleared after its wait lost a wake
+    that came in between). Stopping wakes all.
     """
 
     def __init__(self) -> None:
@@ -79,7 +79,8 @@ class PassesInFlight:
     instead of ending a drain or sleeping a poll interval. Below that, an empty claim is real,
     and waiting on the siblings would only wake it for more empty claims."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int) -> None:
+        self._window = window  # the claim's scan window
         self._cond = threading.Condition()
         self._rows = 0
         self._finished = 0
@@ -96,11 +97,11 @@ class PassesInFlight:
                 self._finished += 1
                 self._cond.notify_all()
 
-    def wait_for_one(self, timeout: float, *, if_holding: int) -> bool:
-        """If the passes in flight hold at least ``if_holding`` rows, wait until one of them
+    def wait_for_one(self, timeout: float) -> bool:
+        """If the passes in flight hold a scan window of rows, wait until one of them
         finishes (True) or ``timeout`` passes; False at once otherwise."""
         with self._cond:
-            if self._rows < if_holding:
+            if self._rows < self._window:
                 return False
             seen = self._finished
             return self._cond.wait_for(lambda: self._finished != seen, timeout)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import sqlalchemy as sa
@@ -61,6 +61,23 @@ def _claims_by_pipeline(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(OutboxStore, "claim", recording)
     return claims
+
+
+def _serve_until_drained(
+    relay: Relay, *, seconds: float, before_stop: Callable[[], None] = lambda: None
+) -> int:
+    """Serve (``start_in_thread``) until nothing is pending or ``seconds`` pass; stop, close,
+    and return what is still pending."""
+    handle = relay.start_in_thread()
+    try:
+        deadline = time.monotonic() + seconds
+        while relay.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return relay.pending_count()
+    finally:
+        before_stop()
+        handle.stop()
+        relay.close()
 
 
 @pytest.mark.parametrize(
@@ -113,15 +130,7 @@ def test_a_serving_relay_does_not_sleep_a_poll_interval_behind_its_own_leases(
             poll_interval_seconds=600,
         ),
     )
-    handle = relay.start_in_thread()
-    try:
-        deadline = time.monotonic() + 60
-        while relay.pending_count() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        remaining = relay.pending_count()
-    finally:
-        handle.stop()
-        relay.close()
+    remaining = _serve_until_drained(relay, seconds=60)
     # a sleeping pipeline would hold the backlog for the 600 s interval (the deadline is 60 s)
     assert remaining == 0
     assert len(claims) == 16, dict(claims)
@@ -149,14 +158,5 @@ def test_a_claim_stuck_on_its_connection_does_not_stop_the_other_pipelines(
         publisher=SlowSink(),
         options=RelayOptions(schema=outbox, listen=False, pipelines=4, claim_size=50, lease_seconds=3),
     )
-    handle = relay.start_in_thread()
-    try:
-        deadline = time.monotonic() + 20
-        while relay.pending_count() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        remaining = relay.pending_count()
-    finally:
-        release.set()
-        handle.stop()
-        relay.close()
+    remaining = _serve_until_drained(relay, seconds=20, before_stop=release.set)
     assert remaining == 0, f"{remaining} rows left while one claim hung"
